@@ -1,0 +1,159 @@
+"""Where onnxruntime calls run, and adaptive batching that merges concurrent requests.
+
+`Runner` runs a model call either inline on the event loop (cheapest for models that take a few
+microseconds) or in a small thread pool (so a slow model does not stall HTTP parsing; onnxruntime
+releases the GIL). `AdaptiveBatcher` queues requests that arrive within a window, concatenates
+compatible ones along the first axis up to a maximum number of rows, runs one call and splits the
+outputs back. If the merged call fails, every request in it is retried alone, so a bad request
+only fails itself and every caller gets exactly what an unbatched call would have returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import OnnxModel
+from .protocol import InferRequest
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs `model.run` inline or on worker threads and records rows per call."""
+
+    def __init__(self, model: OnnxModel, inline: bool, observe_rows: Callable[[int], None]) -> None:
+        self.model = model
+        self.inline = inline
+        self._observe = observe_rows
+        self._pool = (
+            None
+            if inline
+            else ThreadPoolExecutor(
+                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="onnxruntime"
+            )
+        )
+
+    async def run(self, feeds: dict[str, np.ndarray], rows: int | None) -> list[np.ndarray]:
+        self._observe(rows or 1)
+        if self._pool is None:
+            return self.model.run(feeds)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.model.run, feeds)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _signature(request: InferRequest) -> tuple[object, ...]:
+    """Requests can share a call when every input has the same trailing shape."""
+    return tuple((name, tensor.shape[1:]) for name, tensor in sorted(request.feeds.items()))
+
+
+@dataclass
+class _Pending:
+    request: InferRequest
+    future: asyncio.Future[list[np.ndarray]]
+
+
+@dataclass
+class _Queue:
+    items: list[_Pending] = field(default_factory=list)
+    rows: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class AdaptiveBatcher:
+    """Merges requests that arrive within `window_s`, up to `max_rows` rows per call."""
+
+    def __init__(self, runner: Runner, window_s: float, max_rows: int) -> None:
+        self.runner = runner
+        self.window_s = window_s
+        self.max_rows = max_rows
+        self._queues: dict[tuple[object, ...], _Queue] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+
+    async def infer(self, request: InferRequest) -> list[np.ndarray]:
+        rows = request.rows
+        if (
+            self.draining
+            or not self.runner.model.batchable
+            or rows is None
+            or rows >= self.max_rows
+        ):
+            return await self.runner.run(request.feeds, rows)
+        loop = asyncio.get_running_loop()
+        key = _signature(request)
+        queue = self._queues.setdefault(key, _Queue())
+        if queue.rows + rows > self.max_rows:
+            self._flush(key)
+            queue = self._queues.setdefault(key, _Queue())
+        pending = _Pending(request, loop.create_future())
+        queue.items.append(pending)
+        queue.rows += rows
+        if queue.rows >= self.max_rows:
+            self._flush(key)
+        elif queue.timer is None:
+            queue.timer = loop.call_later(self.window_s, self._flush, key)
+        return await pending.future
+
+    def _flush(self, key: tuple[object, ...]) -> None:
+        queue = self._queues.pop(key, None)
+        if queue is None or not queue.items:
+            return
+        if queue.timer is not None:
+            queue.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._run(queue.items, queue.rows))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, items: list[_Pending], rows: int) -> None:
+        if len(items) > 1:
+            try:
+                feeds = {
+                    name: np.concatenate([item.request.feeds[name] for item in items])
+                    for name in items[0].request.feeds
+                }
+                outputs = await self.runner.run(feeds, rows)
+                if all(out.ndim >= 1 and out.shape[0] == rows for out in outputs):
+                    start = 0
+                    for item in items:
+                        stop = start + (item.request.rows or 0)
+                        _settle(item, [out[start:stop] for out in outputs])
+                        start = stop
+                    return
+                log.debug("outputs not row-aligned; running %d requests alone", len(items))
+            except Exception as exc:  # noqa: BLE001 - each request is retried alone below
+                log.debug("batch of %d failed (%s); running each request alone", len(items), exc)
+        for item in items:
+            try:
+                _settle(item, await self.runner.run(item.request.feeds, item.request.rows))
+            except Exception as exc:  # noqa: BLE001 - delivered to that request's caller
+                if not item.future.done():
+                    item.future.set_exception(exc)
+
+    def flush_all(self) -> None:
+        """Stop waiting: run every queued request now, and later ones without a window."""
+        self.draining = True
+        for key in list(self._queues):
+            self._flush(key)
+
+    async def drain(self) -> None:
+        """Run everything still queued and wait for it (used at shutdown)."""
+        for key in list(self._queues):
+            self._flush(key)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _settle(item: _Pending, outputs: list[np.ndarray]) -> None:
+    if not item.future.done():
+        item.future.set_result(outputs)
