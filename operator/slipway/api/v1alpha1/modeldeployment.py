@@ -1,0 +1,245 @@
+"""ModelDeployment: serve a model through Seldon behind an Istio traffic split.
+
+The spec names one model (a URI with its digest, or the output of a TrainingJob or TuningSweep),
+the server and its scaling, the GPU placement, and a rollout policy. The status records the live
+versions (stable and candidate) with their traffic weights: that record is what lets a level-based
+reconcile know which version was live before the spec changed. The rollout fields reuse Flagger's
+``analysis`` names so the metric-driven canary fits without an API change.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import (
+    EMPTY,
+    Digest,
+    Model,
+    Name,
+    ObjectReference,
+    Placement,
+    ResourceRequirements,
+    Status,
+    cel,
+)
+from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
+
+URI_PATTERN = r"^(file|s3|gs|https?|pvc)://\S+$"
+
+
+class ModelSource(Model):
+    """The model to serve: exactly one of uri, trainingJobRef, tuningSweepRef."""
+
+    model_config = cel(
+        (
+            "[has(self.uri), has(self.trainingJobRef), has(self.tuningSweepRef)]"
+            ".filter(x, x).size() == 1",
+            "set exactly one of spec.model.uri, spec.model.trainingJobRef, "
+            "spec.model.tuningSweepRef",
+        ),
+        (
+            "has(self.uri) == has(self.digest)",
+            "spec.model.digest is required with spec.model.uri (and only with it)",
+        ),
+    )
+
+    uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URI_PATTERN,
+        description="Where the ONNX model lives: s3://, gs://, https://, file:// or pvc://.",
+    )
+    digest: Digest | None = Field(
+        default=None, description="sha256 of the model file; the server refuses a mismatch."
+    )
+    training_job_ref: ObjectReference | None = Field(
+        default=None, description="Serve the model exported by this TrainingJob."
+    )
+    tuning_sweep_ref: ObjectReference | None = Field(
+        default=None, description="Serve the model of this TuningSweep's best trial."
+    )
+
+
+class Batching(Model):
+    """Adaptive batching in the model server."""
+
+    enabled: bool = Field(default=False, description="Merge concurrent requests into one call.")
+    max_batch_size: int = Field(default=32, ge=1, le=4096, description="Largest merged batch.")
+    window_ms: int = Field(
+        default=5, ge=1, le=1000, description="How long to wait for a batch (ms)."
+    )
+
+
+class Server(Model):
+    """The inference server: Slipway's model-server image, a Seldon custom server speaking V2."""
+
+    image: str = Field(
+        default="ghcr.io/slipway-dev/model-server:0.1.0",
+        min_length=1,
+        description="Model server image.",
+    )
+    protocol: Literal["v2"] = Field(
+        default="v2", description="Inference protocol; only the Open Inference Protocol (v2)."
+    )
+    batching: Batching | None = Field(default=None, description="Adaptive batching settings.")
+    env: dict[str, str] | None = Field(
+        default=None, description="Extra environment variables for the server container."
+    )
+
+
+class MetricThreshold(Model):
+    """Acceptable range of a metric (Flagger's thresholdRange)."""
+
+    model_config = cel(
+        (
+            "!has(self.min) || !has(self.max) || self.min <= self.max",
+            "thresholdRange.min must be <= thresholdRange.max",
+        ),
+    )
+
+    min: float | None = Field(default=None, description="Lowest acceptable value.")
+    max: float | None = Field(default=None, description="Highest acceptable value.")
+
+
+class AnalysisMetric(Model):
+    """One metric checked at each analysis interval."""
+
+    name: Name = Field(description="request-success-rate, request-duration or a custom name.")
+    threshold_range: MetricThreshold = Field(description="Range the metric must stay in.")
+    interval: str = Field(default="1m", pattern=r"^[0-9]+(s|m|h)$", description="Query window.")
+    query: str | None = Field(
+        default=None, max_length=4096, description="PromQL for a custom metric."
+    )
+
+
+class Webhook(Model):
+    """A hook called during the rollout (Flagger's webhooks)."""
+
+    name: Name = Field(description="Hook name.")
+    type: Literal["pre-rollout", "rollout", "confirm-promotion", "post-rollout", "rollback"] = (
+        Field(default="rollout", description="When the hook runs.")
+    )
+    url: str = Field(pattern=r"^https?://\S+$", description="URL called with a POST.")
+    timeout: str = Field(default="10s", pattern=r"^[0-9]+(s|m)$", description="Call timeout.")
+
+
+class Analysis(Model):
+    """How a candidate is judged (Flagger's analysis block)."""
+
+    model_config = cel(
+        (
+            "!has(self.stepWeights) || self.stepWeights.isSorted() && "
+            "self.stepWeights.all(w, self.stepWeights.exists_one(x, x == w))",
+            "analysis.stepWeights must be strictly ascending",
+        ),
+        (
+            "!has(self.stepWeights) || self.stepWeights.all(w, w <= self.maxWeight)",
+            "analysis.stepWeights must not exceed analysis.maxWeight",
+        ),
+    )
+
+    interval: str = Field(default="1m", pattern=r"^[0-9]+(s|m|h)$", description="Step interval.")
+    threshold: int = Field(default=5, ge=1, le=100, description="Failed checks before rollback.")
+    step_weights: list[int] | None = Field(
+        default=None,
+        max_length=20,
+        description="Candidate weights to step through, ascending, each 1-100.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100}},
+    )
+    max_weight: int = Field(default=50, ge=1, le=100, description="Highest candidate weight.")
+    metrics: list[AnalysisMetric] | None = Field(
+        default=None, max_length=16, description="Metrics checked at each step."
+    )
+    webhooks: list[Webhook] | None = Field(
+        default=None, max_length=16, description="Hooks called during the rollout."
+    )
+
+
+class Rollout(Model):
+    """How a new model version takes traffic from the live one."""
+
+    strategy: Literal["Static", "Canary", "Shadow", "ABTest"] = Field(
+        default="Static",
+        description="Static: the candidate gets candidateWeight until it is 100 (promote) or the "
+        "model is reverted. Canary/Shadow/ABTest: driven by analysis.",
+    )
+    candidate_weight: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Static strategy: percent of traffic for the new version; 100 promotes it.",
+    )
+    analysis: Analysis | None = Field(default=None, description="Metric-driven analysis.")
+
+
+class ModelDeploymentSpec(Model):
+    """Desired state of a ModelDeployment."""
+
+    model_config = cel(
+        (
+            "self.minReplicas <= self.maxReplicas",
+            "spec.minReplicas must be <= spec.maxReplicas",
+        ),
+        (
+            "self.rollout.strategy == 'Static' || has(self.rollout.analysis)",
+            "spec.rollout.analysis is required unless strategy is Static",
+        ),
+    )
+
+    model: ModelSource = Field(description="The model to serve.")
+    server: Server = Field(
+        default_factory=Server, description="Inference server settings.", json_schema_extra=EMPTY
+    )
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas per version.")
+    max_replicas: int = Field(default=1, ge=1, le=1000, description="Most replicas per version.")
+    resources: ResourceRequirements | None = Field(
+        default=None, description="CPU and memory per replica."
+    )
+    placement: Placement = Field(
+        default_factory=Placement, description="GPU node pool and GPUs.", json_schema_extra=EMPTY
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="Rollout policy.", json_schema_extra=EMPTY
+    )
+
+
+class VersionStatus(Model):
+    """One live model version."""
+
+    version: str = Field(description="Version id, derived from the model digest.")
+    model_uri: str = Field(description="URI served by this version.")
+    model_digest: str = Field(description="Digest served by this version.")
+    weight: int = Field(description="Percent of traffic this version receives.")
+    seldon_deployment: str = Field(description="Name of its SeldonDeployment.")
+    ready: bool = Field(default=False, description="Whether its SeldonDeployment is Available.")
+
+
+class ModelDeploymentStatus(Status):
+    """Observed state of a ModelDeployment."""
+
+    stable: VersionStatus | None = Field(default=None, description="Version with the main traffic.")
+    candidate: VersionStatus | None = Field(
+        default=None, description="New version being rolled out, if any."
+    )
+    url: str | None = Field(default=None, description="In-mesh URL of the inference endpoint.")
+
+
+INFO = KindInfo(
+    kind="ModelDeployment",
+    plural="modeldeployments",
+    short_names=("md",),
+    description="ModelDeployment serves a model through Seldon behind an Istio traffic split, "
+    "with static, canary, shadow and A/B rollouts.",
+    columns=(
+        condition_column("Ready"),
+        PHASE,
+        PrinterColumn("Stable", ".status.stable.version", description="Stable version."),
+        PrinterColumn("Candidate", ".status.candidate.version", description="Candidate version."),
+        PrinterColumn(
+            "Weight", ".status.candidate.weight", type="integer", description="Candidate weight."
+        ),
+        AGE,
+    ),
+)

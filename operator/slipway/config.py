@@ -1,0 +1,116 @@
+"""Operator configuration: GPU node pools and defaults, from a YAML file and/or the environment.
+
+Node pools are defined once here (the Helm chart renders them from values) and used by training
+and serving alike: a CR says ``nodePool: a100`` and ``gpus: 2``; the builders turn the pool into a
+nodeSelector, tolerations, the GPU resource name and an optional priority class.
+
+Sources, later ones winning: built-in defaults, the YAML file named by ``--config`` or
+``SLIPWAY_CONFIG``, then ``SLIPWAY_<FIELD>`` variables for scalar fields. Invalid configuration is
+a ``ConfigError`` whose message lists each bad field; the operator refuses to start with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class ConfigError(Exception):
+    """The operator configuration is invalid; the message says which field and why."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Toleration(_Config):
+    """A pod toleration, as in the Kubernetes API."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class NodePool(_Config):
+    """A named group of nodes that training and serving pods can be placed on."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    gpu_resource: str = Field(default="nvidia.com/gpu", min_length=1)
+    priority_class_name: str | None = None
+    queue: str | None = None
+
+
+class OperatorConfig(_Config):
+    """Everything the operator reads at start-up."""
+
+    node_pools: list[NodePool] = Field(default_factory=list)
+    field_manager: str = "slipway"
+    namespace: str | None = Field(default=None, description="Watch one namespace; None: all.")
+    resync_seconds: float = Field(default=60.0, gt=0)
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    model_server_port: int = Field(default=9000, ge=1, le=65535)
+    cluster_domain: str = "cluster.local"
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> OperatorConfig:
+        names = [pool.name for pool in self.node_pools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"nodePools: duplicate pool names {duplicates}")
+        return self
+
+    def pool(self, name: str) -> NodePool | None:
+        """The pool called ``name``, or None when no such pool is configured."""
+        return next((pool for pool in self.node_pools if pool.name == name), None)
+
+    @property
+    def pool_names(self) -> list[str]:
+        return [pool.name for pool in self.node_pools]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = [
+        f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+        for e in error.errors()
+    ]
+    return "invalid operator configuration:\n" + "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> OperatorConfig:
+    """Read the configuration; raises ``ConfigError`` with every problem listed."""
+    env = os.environ if environ is None else environ
+    data: dict[str, object] = {}
+    source = path or env.get("SLIPWAY_CONFIG")
+    if source:
+        try:
+            loaded = yaml.safe_load(Path(source).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read operator configuration {source}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"operator configuration {source} must be a YAML mapping")
+        data.update(loaded or {})
+    scalars = {
+        name: field
+        for name, field in OperatorConfig.model_fields.items()
+        if name not in {"node_pools"}
+    }
+    for name in scalars:
+        value = env.get(f"SLIPWAY_{name.upper()}")
+        if value is not None:
+            data[name] = value
+    try:
+        return OperatorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc

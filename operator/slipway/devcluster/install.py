@@ -1,0 +1,62 @@
+"""Install CRDs and apply manifests on a running control plane, through the k8s layer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slipway.k8s import Cluster
+from slipway.k8s.resources import resource
+
+CRD_API = "apiextensions.k8s.io/v1"
+
+
+def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every object in the YAML files under ``paths`` (files or folders), in file order."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    docs = []
+    for file in files:
+        docs.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
+    return docs
+
+
+def install_crds(cluster: Cluster, paths: Iterable[Path], timeout: float = 60.0) -> list[str]:
+    """Apply the CRDs found in ``paths`` and wait until each is Established."""
+    names = []
+    for crd in load_manifests(paths):
+        if crd.get("kind") != "CustomResourceDefinition":
+            continue
+        cluster.apply(crd)
+        names.append(crd["metadata"]["name"])
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            live = cluster.get(CRD_API, "CustomResourceDefinition", None, name) or {}
+            conditions = (live.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                pending.discard(name)
+        time.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"CRDs not established after {timeout:.0f} s: {sorted(pending)}")
+    return names
+
+
+def apply_manifests(
+    cluster: Cluster, manifests: Iterable[dict[str, Any]], namespace: str = "default"
+) -> list[str]:
+    """Apply each manifest (namespace defaulted); returns 'Kind/name' for each."""
+    applied = []
+    for manifest in manifests:
+        meta = manifest.setdefault("metadata", {})
+        if resource(manifest["apiVersion"], manifest["kind"]).namespaced:
+            meta.setdefault("namespace", namespace)
+        cluster.apply(manifest)
+        applied.append(f"{manifest['kind']}/{meta['name']}")
+    return applied

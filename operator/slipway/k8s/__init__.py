@@ -1,0 +1,8 @@
+"""The only place that talks to the API server: server-side apply, reads, status patches, events.
+
+Everything above this layer passes plain manifests (dicts) and gets plain dicts back.
+"""
+
+from .client import ApiError, Cluster, connect, contains
+
+__all__ = ["ApiError", "Cluster", "connect", "contains"]
