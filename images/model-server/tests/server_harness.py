@@ -120,3 +120,18 @@ def infer_body(name: str, array: object, datatype: str = "FP32") -> dict[str, ob
     return {
         "inputs": [{"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}]
     }
+
+
+def batching_env(
+    path: object, digest: str, window_ms: float, max_batch: int, eager: bool = False
+) -> dict[str, str]:
+    """Environment for a batching server. Eager off by default: tests that need requests to
+    merge deterministically rely on the window (long) and max batch size (the rows sent)."""
+    return {
+        "SLIPWAY_MODEL_URI": str(path),
+        "SLIPWAY_MODEL_SHA256": digest,
+        "SLIPWAY_BATCHING": "true",
+        "SLIPWAY_BATCH_WINDOW_MS": str(window_ms),
+        "SLIPWAY_MAX_BATCH_SIZE": str(max_batch),
+        "SLIPWAY_BATCH_EAGER": str(eager).lower(),
+    }

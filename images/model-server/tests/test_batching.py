@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pytest
 
-from server_harness import ServerProcess, infer_body
+from server_harness import ServerProcess, batching_env, infer_body
 
 
 def _post_all(server: ServerProcess, bodies: list[dict[str, object]]) -> list[httpx.Response]:
@@ -44,14 +45,7 @@ def test_mixed_batch_sizes_match_unbatched(start_server, mlp_model: tuple) -> No
     sizes = [1, 3, 1, 2, 5, 1, 4, 7]  # 24 rows in all
     env = {"SLIPWAY_MODEL_URI": str(path), "SLIPWAY_MODEL_SHA256": digest}
     plain = start_server(env)
-    batched = start_server(
-        {
-            **env,
-            "SLIPWAY_BATCHING": "true",
-            "SLIPWAY_BATCH_WINDOW_MS": "60000",
-            "SLIPWAY_MAX_BATCH_SIZE": str(sum(sizes)),
-        }
-    )
+    batched = start_server(batching_env(path, digest, 60000, sum(sizes)))
     plain.wait_ready()
     batched.wait_ready()
     rng = np.random.default_rng(3)
@@ -75,15 +69,7 @@ def test_mixed_batch_sizes_match_unbatched(start_server, mlp_model: tuple) -> No
 
 def test_one_failing_request_fails_alone(start_server, lookup_model: tuple) -> None:
     path, digest, table = lookup_model
-    server = start_server(
-        {
-            "SLIPWAY_MODEL_URI": str(path),
-            "SLIPWAY_MODEL_SHA256": digest,
-            "SLIPWAY_BATCHING": "true",
-            "SLIPWAY_BATCH_WINDOW_MS": "60000",
-            "SLIPWAY_MAX_BATCH_SIZE": "6",
-        }
-    )
+    server = start_server(batching_env(path, digest, 60000, 6))
     server.wait_ready()
     indices = [[1], [2, 3], [42], [0, 9]]  # 42 is outside the 10-row table
     bodies = [
@@ -119,18 +105,11 @@ def test_one_failing_request_fails_alone(start_server, lookup_model: tuple) -> N
     assert [out["name"] for out in server_alone.json()["outputs"]] == ["twice"]
 
 
-def test_short_window_under_concurrency(start_server, mlp_model: tuple) -> None:
-    """The default-style small window with many concurrent callers: every answer is right."""
+@pytest.mark.parametrize("eager", [True, False])
+def test_short_window_under_concurrency(start_server, mlp_model: tuple, eager: bool) -> None:
+    """A small window with many concurrent callers, eager or not: every answer is right."""
     path, digest, reference = mlp_model
-    server = start_server(
-        {
-            "SLIPWAY_MODEL_URI": str(path),
-            "SLIPWAY_MODEL_SHA256": digest,
-            "SLIPWAY_BATCHING": "true",
-            "SLIPWAY_BATCH_WINDOW_MS": "5",
-            "SLIPWAY_MAX_BATCH_SIZE": "16",
-        }
-    )
+    server = start_server(batching_env(path, digest, 5, 16, eager=eager))
     server.wait_ready()
     rng = np.random.default_rng(11)
     sizes = rng.integers(1, 6, size=48)
@@ -141,3 +120,19 @@ def test_short_window_under_concurrency(start_server, mlp_model: tuple) -> None:
         got = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(len(x), 3)
         np.testing.assert_allclose(got, reference(x), rtol=1e-5, atol=1e-5)
     assert _batch_stats(server)["sum"] == sum(len(x) for x in inputs)
+
+
+def test_eager_batching_does_not_hold_a_lone_request(start_server, mlp_model: tuple) -> None:
+    """Eager mode: with nothing else in flight, a request runs at once instead of waiting out
+    the (here one-minute) window; the client's 30 s timeout would fail the test otherwise."""
+    path, digest, reference = mlp_model
+    server = start_server(batching_env(path, digest, 60000, 64, eager=True))
+    server.wait_ready()
+    x = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        response = server.client.post("/v2/models/mlp/infer", json=infer_body("x", x))
+        assert response.status_code == 200, response.text
+    got = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(2, 3)
+    np.testing.assert_allclose(got, reference(x), rtol=1e-5, atol=1e-5)
+    stats = _batch_stats(server)
+    assert (stats["count"], stats["sum"]) == (3, 6)

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import orjson
 
-from server_harness import ServerProcess, infer_body
+from server_harness import ServerProcess, batching_env, infer_body
 
 
 def _inflight(server: ServerProcess) -> float:
@@ -64,14 +64,8 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
 def test_sigterm_lets_inflight_requests_finish(start_server, mlp_model: tuple) -> None:
     path, digest, reference = mlp_model
     server = start_server(
-        {
-            "SLIPWAY_MODEL_URI": str(path),
-            "SLIPWAY_MODEL_SHA256": digest,
-            # Requests wait in the batch window until shutdown releases them.
-            "SLIPWAY_BATCHING": "true",
-            "SLIPWAY_BATCH_WINDOW_MS": "60000",
-            "SLIPWAY_MAX_BATCH_SIZE": "1000",
-        }
+        # Requests wait in the (non-eager) batch window until shutdown releases them.
+        batching_env(path, digest, 60000, 1000)
     )
     server.wait_ready()
     rng = np.random.default_rng(5)

@@ -68,6 +68,7 @@ class ModelServer:
         self._load_task: asyncio.Task[None] | None = None
         self._metadata = b""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inflight = 0  # infer requests being served (the gauge, as a cheap int)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -100,7 +101,12 @@ class ModelServer:
         )
         self.runner = Runner(model, inline, self.metrics.batch_size.observe)
         if s.batching and model.batchable:
-            self.batcher = AdaptiveBatcher(self.runner, s.batch_window_ms / 1000, s.max_batch_size)
+            self.batcher = AdaptiveBatcher(
+                self.runner,
+                s.batch_window_ms / 1000,
+                s.max_batch_size,
+                inflight=(lambda: self._inflight) if s.batch_eager else None,
+            )
         elif s.batching:
             log.warning("batching requested but the model has a fixed first dimension; disabled")
         self._metadata = _json(
@@ -123,7 +129,9 @@ class ModelServer:
             self.digest,
             latency * 1000,
             "inline" if inline else "thread pool",
-            f"{s.batch_window_ms} ms / {s.max_batch_size} rows" if self.batcher else "off",
+            f"{s.batch_window_ms} ms / {s.max_batch_size} rows{', eager' if s.batch_eager else ''}"
+            if self.batcher
+            else "off",
         )
 
     def request_drain(self) -> None:
@@ -222,6 +230,7 @@ class ModelServer:
         started = time.perf_counter()
         metrics = self.metrics
         metrics.inflight.inc()
+        self._inflight += 1
         status, body = 500, b""
         try:
             status, body = await self._infer_body(scope, receive)
@@ -232,6 +241,7 @@ class ModelServer:
             metrics.count(status)
             metrics.duration.observe(time.perf_counter() - started)
             metrics.inflight.dec()
+            self._inflight -= 1
             if status != 499:
                 await self._reply(send, status, body)
 

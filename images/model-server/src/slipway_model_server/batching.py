@@ -71,14 +71,31 @@ class _Queue:
 
 
 class AdaptiveBatcher:
-    """Merges requests that arrive within `window_s`, up to `max_rows` rows per call."""
+    """Merges requests that arrive within `window_s`, up to `max_rows` rows per call.
 
-    def __init__(self, runner: Runner, window_s: float, max_rows: int) -> None:
+    With `inflight` (a callable counting the server's in-flight infer requests), batching is
+    eager: a batch also runs as soon as every in-flight request that is not already running
+    is waiting in a queue, because no other request is on its way to join it. A lone caller
+    then pays no window, and under load batches form from whatever arrived together; the window
+    only bounds the wait for requests still being read.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        window_s: float,
+        max_rows: int,
+        inflight: Callable[[], int] | None = None,
+    ) -> None:
         self.runner = runner
         self.window_s = window_s
         self.max_rows = max_rows
+        self._inflight = inflight
         self._queues: dict[tuple[object, ...], _Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queued = 0  # requests waiting in queues
+        self._running = 0  # requests in batches that have not settled yet
+        self._tick_scheduled = False
         self.draining = False
 
     async def infer(self, request: InferRequest) -> list[np.ndarray]:
@@ -90,8 +107,8 @@ class AdaptiveBatcher:
             or rows >= self.max_rows
         ):
             return await self.runner.run(request.feeds, rows)
-        loop = asyncio.get_running_loop()
         key = _signature(request)
+        loop = asyncio.get_running_loop()
         queue = self._queues.setdefault(key, _Queue())
         if queue.rows + rows > self.max_rows:
             self._flush(key)
@@ -99,11 +116,25 @@ class AdaptiveBatcher:
         pending = _Pending(request, loop.create_future())
         queue.items.append(pending)
         queue.rows += rows
+        self._queued += 1
         if queue.rows >= self.max_rows:
             self._flush(key)
-        elif queue.timer is None:
+            return await pending.future
+        if queue.timer is None:
             queue.timer = loop.call_later(self.window_s, self._flush, key)
+        if self._inflight is not None and not self._tick_scheduled:
+            # Let every request the loop has already started reach this point first.
+            self._tick_scheduled = True
+            loop.call_soon(self._tick)
         return await pending.future
+
+    def _tick(self) -> None:
+        """Eager mode, one loop iteration after a request queued: if every in-flight request
+        that is not already running is waiting, none can join any more, so run them all."""
+        self._tick_scheduled = False
+        if self._inflight is not None and self._queued >= self._inflight() - self._running:
+            for key in list(self._queues):
+                self._flush(key)
 
     def _flush(self, key: tuple[object, ...]) -> None:
         queue = self._queues.pop(key, None)
@@ -111,11 +142,19 @@ class AdaptiveBatcher:
             return
         if queue.timer is not None:
             queue.timer.cancel()
+        self._queued -= len(queue.items)
+        self._running += len(queue.items)
         task = asyncio.get_running_loop().create_task(self._run(queue.items, queue.rows))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, items: list[_Pending], rows: int) -> None:
+        try:
+            await self._run_batch(items, rows)
+        finally:
+            self._running -= len(items)
+
+    async def _run_batch(self, items: list[_Pending], rows: int) -> None:
         if len(items) > 1:
             try:
                 feeds = {

@@ -47,6 +47,10 @@ class ServerSettings(BaseSettings):
     )
     batching: bool = Field(default=False, description="Merge concurrent requests (off by default).")
     batch_window_ms: float = Field(default=2.0, gt=0, le=60000)
+    batch_eager: bool = Field(
+        default=True,
+        description="Run a batch as soon as no other in-flight request can join it.",
+    )
     max_batch_size: int = Field(default=32, ge=1, le=65536)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     intra_op_threads: int = Field(default=0, ge=0, description="0 lets onnxruntime decide.")
