@@ -73,8 +73,15 @@ def schema_of(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _normalise(table: pa.Table) -> pa.Table:
-    """Drop schema-level metadata (e.g. pandas') and merge chunks so the bytes depend on data only."""
-    return table.replace_schema_metadata(None).combine_chunks()
+    """Canonical form, so the bytes depend on the data only: no schema-level metadata (e.g. pandas'),
+    one chunk, and list children named ``item`` (Parquet reads them back as ``element``)."""
+    fields = []
+    for f in table.schema:
+        if pa.types.is_fixed_size_list(f.type):
+            child = pa.field("item", f.type.value_type, nullable=f.type.value_field.nullable)
+            f = pa.field(f.name, pa.list_(child, f.type.list_size), nullable=f.nullable, metadata=f.metadata)
+        fields.append(f)
+    return table.replace_schema_metadata(None).cast(pa.schema(fields)).combine_chunks()
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -137,40 +144,73 @@ def write(
     validation: dict[str, Any] | None = None,
     allow_identical: bool = False,
 ) -> tuple[str, str]:
-    """Write a new snapshot version and return ``(uri, digest)``.
+    """Write a new snapshot version at ``<store>/<name>/<version>`` and return ``(uri, digest)``.
 
     Refuses (``SnapshotExistsError``) when the version exists; with ``allow_identical`` an existing
     version holding exactly the same data is returned instead, so a retried ingestion is idempotent.
     """
     uri = version_uri(store, name, version)
+    return uri, write_at(table, uri, source=source, validation=validation, allow_identical=allow_identical)
+
+
+def write_at(
+    table: pa.Table,
+    uri: str,
+    *,
+    source: str = "",
+    validation: dict[str, Any] | None = None,
+    allow_identical: bool = False,
+) -> str:
+    """Write a snapshot into the folder ``uri`` (same rules as ``write``) and return its digest."""
     manifest_bytes, files = build(table)
     digest = digest_of(manifest_bytes)
     found = existing_digest(uri)
     if found is not None:
         if allow_identical and found == digest:
-            return uri, digest
+            return digest
         raise SnapshotExistsError(
-            f"snapshot {name}/{version} already exists with digest {found}; snapshots are immutable, "
+            f"snapshot {uri} already exists with digest {found}; snapshots are immutable, "
             "write a new version instead"
         )
     extras = {PROVENANCE: canonical_json({"source": source, "digest": digest, "createdAt": int(time.time())})}
     if validation is not None:
         extras[VALIDATION] = canonical_json(validation)
     if storage.is_local(uri):
-        _write_local(uri, manifest_bytes, {**files, **extras}, name, version)
+        _write_local(uri, manifest_bytes, {**files, **extras})
     else:
         for path, data in {**files, **extras}.items():
             storage.write_bytes(storage.join(uri, path), data)
         storage.write_bytes(storage.join(uri, MANIFEST), manifest_bytes)
-    return uri, digest
+    return digest
 
 
-def _write_local(uri: str, manifest: bytes, files: dict[str, bytes], name: str, version: str) -> None:
+def copy(
+    source_uri: str,
+    target_uri: str,
+    expected_digest: str | None = None,
+    allow_identical: bool = False,
+    validation: dict[str, Any] | None = None,
+) -> str:
+    """Publish a verified snapshot to another location (e.g. from a pipeline artifact to the store),
+    keeping its provenance and its validation report (or the one given)."""
+    snap = load(source_uri, expected_digest)
+    provenance_uri = storage.join(source_uri, PROVENANCE)
+    source = json.loads(storage.read_bytes(provenance_uri)).get("source", "") if storage.exists(provenance_uri) else ""
+    validation_uri = storage.join(source_uri, VALIDATION)
+    if validation is None and storage.exists(validation_uri):
+        validation = json.loads(storage.read_bytes(validation_uri))
+    digest = write_at(snap.table, target_uri, source=source, validation=validation, allow_identical=allow_identical)
+    if digest != snap.digest:
+        raise SnapshotError(f"copy of {source_uri} to {target_uri} has digest {digest}, expected {snap.digest}")
+    return digest
+
+
+def _write_local(uri: str, manifest: bytes, files: dict[str, bytes]) -> None:
     """Write into a hidden staging folder, then rename it into place (atomic; fails if taken)."""
     path = storage.filesystem(uri)[1]
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{version}.staging-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(parent, f".{os.path.basename(path)}.staging-{uuid.uuid4().hex[:8]}")
     try:
         for rel, data in {**files, MANIFEST: manifest}.items():
             target = os.path.join(staging, rel)
@@ -183,7 +223,7 @@ def _write_local(uri: str, manifest: bytes, files: dict[str, bytes], name: str, 
             os.rename(staging, path)
         except OSError as err:
             raise SnapshotExistsError(
-                f"snapshot {name}/{version} already exists; snapshots are immutable, write a new version instead"
+                f"snapshot {uri} already exists; snapshots are immutable, write a new version instead"
             ) from err
     finally:
         if os.path.isdir(staging):
@@ -215,7 +255,7 @@ def load(uri: str, expected_digest: str | None = None) -> Snapshot:
                 f"data file {entry['path']} of {uri!r} is corrupt: sha256 {actual} != manifest {entry['sha256']}"
             )
         tables.append(pq.read_table(io.BytesIO(data)))
-    table = pa.concat_tables(tables) if tables else pa.table({})
+    table = _normalise(pa.concat_tables(tables)) if tables else pa.table({})
     if table.num_rows != manifest["rows"]:
         raise SnapshotError(f"snapshot {uri!r} has {table.num_rows} rows, manifest says {manifest['rows']}")
     return Snapshot(uri=uri, digest=digest, manifest=manifest, table=table)
