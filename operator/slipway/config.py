@@ -53,6 +53,8 @@ class OperatorConfig(_Config):
     """Everything the operator reads at start-up."""
 
     node_pools: list[NodePool] = Field(default_factory=list)
+    serving: Literal["seldon", "none"] = "seldon"
+    traffic: Literal["istio", "none"] = "istio"
     field_manager: str = "slipway"
     namespace: str | None = Field(default=None, description="Watch one namespace; None: all.")
     resync_seconds: float = Field(default=60.0, gt=0)
@@ -78,11 +80,12 @@ class OperatorConfig(_Config):
         return [pool.name for pool in self.node_pools]
 
 
-def _describe(error: ValidationError) -> str:
-    lines = [
-        f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-        for e in error.errors()
-    ]
+def _describe(error: ValidationError, from_env: set[str]) -> str:
+    lines = []
+    for e in error.errors():
+        loc = [str(p) for p in e["loc"]]
+        where = f"SLIPWAY_{loc[0].upper()}" if loc and loc[0] in from_env else ".".join(loc)
+        lines.append(f"  {where or '(top level)'}: {e['msg']}")
     return "invalid operator configuration:\n" + "\n".join(lines)
 
 
@@ -106,11 +109,13 @@ def load_config(
         for name, field in OperatorConfig.model_fields.items()
         if name not in {"node_pools"}
     }
+    from_env = set()
     for name in scalars:
         value = env.get(f"SLIPWAY_{name.upper()}")
         if value is not None:
             data[name] = value
+            from_env.add(name)
     try:
         return OperatorConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from exc
+        raise ConfigError(_describe(exc, from_env)) from exc

@@ -22,8 +22,11 @@ PEERING = "slipway"
 log = logging.getLogger("slipway")
 
 
-def _registry(config: OperatorConfig) -> tuple[kopf.OperatorRegistry, Context]:
-    ctx = Context(cluster=connect(field_manager=config.field_manager), config=config)
+def _registry(
+    config: OperatorConfig, kubeconfig: str | None = None
+) -> tuple[kopf.OperatorRegistry, Context]:
+    cluster = connect(kubeconfig, field_manager=config.field_manager)
+    ctx = Context(cluster=cluster, config=config)
     registry = kopf.OperatorRegistry()
     register(registry, ctx)
     return registry, ctx
@@ -63,9 +66,11 @@ class RunningOperator:
         self.thread.join(timeout)
 
 
-def start_in_thread(config: OperatorConfig, ready_timeout: float = 60.0) -> RunningOperator:
+def start_in_thread(
+    config: OperatorConfig, kubeconfig: str | None = None, ready_timeout: float = 60.0
+) -> RunningOperator:
     """Start a standalone operator in a thread and wait until it is watching."""
-    registry, ctx = _registry(config)
+    registry, ctx = _registry(config, kubeconfig)
     stop_flag, ready_flag = threading.Event(), threading.Event()
 
     def main() -> None:

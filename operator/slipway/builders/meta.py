@@ -90,3 +90,8 @@ def metadata(owner: Owner, name: str, component: str, **extra_labels: str) -> di
         "labels": labels(owner, component, **extra_labels),
         "ownerReferences": [owner.reference()],
     }
+
+
+def app_label(owner: Owner) -> str:
+    """Istio's and Kiali's ``app`` label: shared by every version of one parent."""
+    return label_value(owner.name)

@@ -20,7 +20,7 @@ def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
-    docs = []
+    docs: list[dict[str, Any]] = []
     for file in files:
         docs.extend(d for d in yaml.safe_load_all(file.read_text()) if d)
     return docs

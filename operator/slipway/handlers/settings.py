@@ -27,14 +27,13 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         settings.watching.server_timeout = 300
         settings.posting.level = 100  # our own Events only; no per-handler chatter
         settings.execution.max_workers = 16
-        settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+        settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
         metrics.serve(ctx.config.metrics_port)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials as the k8s layer: in-cluster, else $KUBECONFIG / ~/.kube/config.
-        info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
-        return info
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # The same server and credentials as the k8s layer (in-cluster, else the kubeconfig).
+        return kopf.ConnectionInfo(**ctx.cluster.credentials())
 
     @kopf.on.probe(id="config", registry=registry)
     def config_loaded(**_: Any) -> str:

@@ -129,6 +129,32 @@ class Cluster:
         log.info("%s %s %s", verb, manifest["kind"], where)
         return applied, True
 
+    def credentials(self) -> dict[str, Any]:
+        """This client's server and credentials, as keyword arguments for kopf's ConnectionInfo,
+        so kopf's watches and this layer's calls always authenticate the same way."""
+        cfg = self.api.configuration
+        token = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
+        if token and cfg.api_key_prefix.get("authorization"):
+            token = f"{cfg.api_key_prefix['authorization']} {token}"
+        return {
+            "server": cfg.host,
+            "ca_path": cfg.ssl_ca_cert,
+            "insecure": not cfg.verify_ssl,
+            "scheme": "Bearer" if token else None,
+            "token": token.split(" ", 1)[1] if token and " " in token else token,
+            "certificate_path": cfg.cert_file,
+            "private_key_path": cfg.key_file,
+        }
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create ``manifest`` as ``kubectl create`` does: unknown fields are an error."""
+        meta = manifest["metadata"]
+        path = resource(manifest["apiVersion"], manifest["kind"]).path(meta.get("namespace"))
+        created: dict[str, Any] = self._call(
+            "POST", path, manifest, [("fieldValidation", "Strict")]
+        )
+        return created
+
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete the object (its own children go with it); False if it was already gone."""
         try:

@@ -1,8 +1,9 @@
-"""Reconcile a ModelDeployment: Seldon deployments per version behind an Istio traffic split.
+"""Reconcile a ModelDeployment: one deployment per live version behind a weighted traffic split.
 
-Order matters for users' traffic: the Service and every live version's SeldonDeployment are
-applied first, then the routes, and only then are versions that left the split deleted, so no
-request is ever routed to a subset that is gone.
+Order matters for users' traffic: every live version's deployment is applied first, then the
+routes, and only then are versions that left the split deleted, so no request is ever routed to a
+subset that is gone. The serving and traffic providers (Seldon and Istio by default) come from the
+operator configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
-from slipway.builders import modeldeployment as build
+from slipway.backends import ServingBackend, VersionState, serving_backend, traffic_backend
 from slipway.builders.meta import Owner
 from slipway.builders.placement import UnknownNodePool, resolve_pool
 from slipway.builders.rollout import Live, ModelVersion, Split, live_versions, static_split
@@ -25,8 +26,6 @@ from .conditions import Verdict, merge_conditions
 from .modelsource import Resolved, resolve
 
 KIND = "ModelDeployment"
-SELDON_AVAILABLE = "Available"
-SELDON_FAILED = "Failed"
 WAIT_FOR_MODEL_SECONDS = 30.0
 
 
@@ -41,54 +40,37 @@ def _recorded(entry: dict[str, Any] | None) -> ModelVersion | None:
     return ModelVersion(uri=entry["modelUri"], digest=entry["modelDigest"])
 
 
-def _seldon_state(obj: dict[str, Any]) -> tuple[str, str]:
-    status = obj.get("status") or {}
-    return str(status.get("state") or "Creating"), str(status.get("description") or "")
-
-
-def _version_status(owner: Owner, version: ModelVersion, weight: int, state: str) -> dict[str, Any]:
-    return {
-        "version": version.version,
-        "modelUri": version.uri,
-        "modelDigest": version.digest,
-        "weight": weight,
-        "seldonDeployment": build.seldon_name(owner, version),
-        "ready": state == SELDON_AVAILABLE,
-    }
-
-
-def judge(split: Split, states: dict[str, tuple[str, str]]) -> Verdict:
-    """Ready / Progressing / Degraded from the split and the SeldonDeployments' states."""
-    stable_state, stable_why = states[split.stable.version]
-    if stable_state == SELDON_FAILED:
+def judge(split: Split, states: dict[str, VersionState]) -> Verdict:
+    """Ready / Progressing / Degraded from the split and the versions' deployment states."""
+    stable = states[split.stable.version]
+    name = split.stable.version
+    if stable.failed:
         return Verdict(
             "Degraded",
             False,
-            "SeldonDeploymentFailed",
-            f"version {split.stable.version} failed: {stable_why}",
+            "DeploymentFailed",
+            f"version {name} failed: {stable.detail}",
             degraded=True,
         )
-    if stable_state != SELDON_AVAILABLE:
+    if not stable.ready:
         return Verdict(
             "Progressing",
             False,
-            "WaitingForSeldon",
-            f"version {split.stable.version} is {stable_state}",
+            "WaitingForDeployment",
+            f"version {name}: {stable.detail}",
             progressing=True,
         )
     if split.candidate is None:
         note = " (promoted)" if split.promoted else ""
-        return Verdict(
-            "Ready", True, "Available", f"version {split.stable.version} serves 100%{note}"
-        )
-    cand_state, cand_why = states[split.candidate.version]
-    if cand_state == SELDON_FAILED:
+        return Verdict("Ready", True, "Available", f"version {name} serves 100%{note}")
+    candidate = states[split.candidate.version]
+    new = split.candidate.version
+    if candidate.failed:
         return Verdict(
             "Degraded",
             True,
             "CandidateFailed",
-            f"candidate {split.candidate.version} failed: {cand_why}; "
-            f"{split.stable.version} keeps all traffic",
+            f"candidate {new} failed: {candidate.detail}; {name} keeps all traffic",
             degraded=True,
         )
     if split.waiting:
@@ -96,59 +78,15 @@ def judge(split: Split, states: dict[str, tuple[str, str]]) -> Verdict:
             "Progressing",
             True,
             "CandidateNotReady",
-            f"candidate {split.candidate.version} is {cand_state}; it gets traffic once ready",
+            f"candidate {new}: {candidate.detail}; it gets traffic once ready",
             progressing=True,
         )
     return Verdict(
         "Split",
         True,
         "StaticSplit",
-        f"{split.stable.version} {split.stable_weight}%, "
-        f"{split.candidate.version} {split.candidate_weight}%",
+        f"{name} {split.stable_weight}%, {new} {split.candidate_weight}%",
     )
-
-
-def _finish(
-    ctx: Context,
-    body: dict[str, Any],
-    verdict: Verdict,
-    extra: dict[str, Any],
-) -> None:
-    old = body.get("status") or {}
-    status = {
-        **extra,
-        "observedGeneration": body["metadata"].get("generation"),
-        "phase": verdict.phase,
-        "conditions": merge_conditions(
-            old.get("conditions") or [], verdict, body["metadata"].get("generation")
-        ),
-    }
-    if write_status(ctx, body, status):
-        _announce(ctx, body, old, status, verdict)
-
-
-def _announce(
-    ctx: Context, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], verdict: Verdict
-) -> None:
-    """Events for transitions only: a new stable or candidate version, a new problem."""
-    for role in ("stable", "candidate"):
-        before = (old.get(role) or {}).get("version")
-        after = (new.get(role) or {}).get("version")
-        if after and after != before:
-            reason = "Promoted" if role == "stable" and before else f"{role.capitalize()}Version"
-            ctx.cluster.event(body, reason, f"{role} version {after} ({new[role]['modelUri']})")
-    if verdict.degraded and old.get("phase") != new["phase"]:
-        ctx.cluster.event(body, verdict.reason, verdict.message, warning=True)
-
-
-def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool) -> Result:
-    """Report a problem found before any child was touched (no half-created children)."""
-    old = body.get("status") or {}
-    keep = {k: old.get(k) for k in ("stable", "candidate", "url", "lineage")}
-    _finish(ctx, body, verdict, keep)
-    if permanent:
-        return Result(permanent=verdict.message)
-    return Result(requeue_after=WAIT_FOR_MODEL_SECONDS)
 
 
 def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
@@ -194,53 +132,66 @@ def _converge(
     pool: NodePool | None,
     resolved: Resolved,
 ) -> Result:
+    serving = serving_backend(ctx.config.serving)
+    traffic = traffic_backend(ctx.config.traffic)
     old = body.get("status") or {}
-    live = live_versions(
-        _recorded(old.get("stable")), _recorded(old.get("candidate")), resolved.model
-    )
-    states = _apply_versions(ctx, owner, spec, pool, live)
-    candidate_ready = live.candidate is not None and (
-        states[live.candidate.version][0] == SELDON_AVAILABLE
-    )
-    split = static_split(live, spec.rollout, candidate_ready)
-    ctx.cluster.apply(build.build_destination_rule(owner, split, ctx.config))
-    ctx.cluster.apply(build.build_virtual_service(owner, split, ctx.config))
-    _prune(ctx, owner, old, split)
+    stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
+    live = live_versions(stable, candidate, resolved.model)
+    states = _deploy(ctx, serving, owner, spec, pool, live)
+    ready = live.candidate is not None and states[live.candidate.version].ready
+    split = static_split(live, spec.rollout, ready)
+    for manifest in traffic.render(owner, split, ctx.config):
+        ctx.cluster.apply(manifest)
+    _prune(ctx, serving, owner, old, split)
 
-    verdict = judge(split, states)
+    def version(v: ModelVersion, weight: int) -> dict[str, Any]:
+        return {
+            "version": v.version,
+            "modelUri": v.uri,
+            "modelDigest": v.digest,
+            "weight": weight,
+            "seldonDeployment": serving.name(owner, v),
+            "ready": states[v.version].ready,
+        }
+
     extra: dict[str, Any] = {
-        "stable": _version_status(
-            owner, split.stable, split.stable_weight, states[split.stable.version][0]
-        ),
-        "candidate": None
-        if split.candidate is None
-        else _version_status(
-            owner, split.candidate, split.candidate_weight, states[split.candidate.version][0]
-        ),
-        "url": f"http://{build.service_host(owner, ctx.config)}:{ctx.config.model_server_port}"
-        f"/v2/models/{build.app_label(owner)}",
-        "lineage": _lineage(resolved, split),
+        "stable": version(split.stable, split.stable_weight),
+        "candidate": version(split.candidate, split.candidate_weight) if split.candidate else None,
+        "url": traffic.url(owner, ctx.config) or None,
+        "lineage": {
+            **resolved.lineage,
+            "modelUri": resolved.model.uri,
+            "modelDigest": resolved.model.digest,
+            "liveVersion": split.stable.version,
+        },
     }
-    _finish(ctx, body, verdict, extra)
+    _finish(ctx, body, judge(split, states), extra)
     return Result()
 
 
-def _apply_versions(
-    ctx: Context, owner: Owner, spec: ModelDeploymentSpec, pool: NodePool | None, live: Live
-) -> dict[str, tuple[str, str]]:
-    ctx.cluster.apply(build.build_service(owner, ctx.config))
+def _deploy(
+    ctx: Context,
+    serving: ServingBackend,
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    pool: NodePool | None,
+    live: Live,
+) -> dict[str, VersionState]:
+    """Apply each live version's deployment and read back its state."""
     states = {}
     for version in (live.stable, live.candidate):
         if version is None:
             continue
-        manifest = build.build_seldon_deployment(owner, spec, version, pool, ctx.config)
-        obj, _ = ctx.cluster.apply(manifest)
-        states[version.version] = _seldon_state(obj)
+        manifest = serving.render(owner, spec, version, pool, ctx.config)
+        obj = ctx.cluster.apply(manifest)[0] if manifest is not None else None
+        states[version.version] = serving.observe(obj)
     return states
 
 
-def _prune(ctx: Context, owner: Owner, old: dict[str, Any], split: Split) -> None:
-    """Delete the SeldonDeployments of versions recorded in status that left the split."""
+def _prune(
+    ctx: Context, serving: ServingBackend, owner: Owner, old: dict[str, Any], split: Split
+) -> None:
+    """Delete the deployments of versions recorded in status that left the split."""
     keep = {split.stable.version} | ({split.candidate.version} if split.candidate else set())
     for role in ("stable", "candidate"):
         entry = old.get(role)
@@ -248,15 +199,43 @@ def _prune(ctx: Context, owner: Owner, old: dict[str, Any], split: Split) -> Non
             log.info(
                 "Version %s of %s/%s left the split", entry["version"], owner.namespace, owner.name
             )
-            ctx.cluster.delete(
-                build.SELDON_API, "SeldonDeployment", owner.namespace, entry["seldonDeployment"]
-            )
+            if serving.kind != "None":
+                ctx.cluster.delete(
+                    serving.api_version, serving.kind, owner.namespace, entry["seldonDeployment"]
+                )
 
 
-def _lineage(resolved: Resolved, split: Split) -> dict[str, Any]:
-    return {
-        **resolved.lineage,
-        "modelUri": resolved.model.uri,
-        "modelDigest": resolved.model.digest,
-        "liveVersion": split.stable.version,
+def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[str, Any]) -> None:
+    old = body.get("status") or {}
+    generation = body["metadata"].get("generation")
+    status = {
+        **extra,
+        "observedGeneration": generation,
+        "phase": verdict.phase,
+        "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),
     }
+    if write_status(ctx, body, status):
+        _announce(ctx, body, old, status, verdict)
+
+
+def _announce(
+    ctx: Context, body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], verdict: Verdict
+) -> None:
+    """Events for transitions only: a new stable or candidate version, a new problem."""
+    for role in ("stable", "candidate"):
+        before = (old.get(role) or {}).get("version")
+        after = (new.get(role) or {}).get("version")
+        if after and after != before:
+            reason = "Promoted" if role == "stable" and before else f"{role.capitalize()}Version"
+            ctx.cluster.event(body, reason, f"{role} version {after} ({new[role]['modelUri']})")
+    if verdict.degraded and old.get("phase") != new["phase"]:
+        ctx.cluster.event(body, verdict.reason, verdict.message, warning=True)
+
+
+def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool) -> Result:
+    """Report a problem found before any child was touched (no half-created children)."""
+    old = body.get("status") or {}
+    _finish(ctx, body, verdict, {k: old.get(k) for k in ("stable", "candidate", "url", "lineage")})
+    if permanent:
+        return Result(permanent=verdict.message)
+    return Result(requeue_after=WAIT_FOR_MODEL_SECONDS)

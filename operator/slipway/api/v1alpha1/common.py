@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "slipway.dev"
 VERSION = "v1alpha1"
@@ -125,7 +126,7 @@ def cel(*rules: tuple[str, str]) -> ConfigDict:
     The API server evaluates them at admission, so a cross-field mistake is rejected with the
     message, which names the field and the fix.
     """
-    validations = [{"rule": rule, "message": message} for rule, message in rules]
+    validations: list[JsonValue] = [{"rule": rule, "message": message} for rule, message in rules]
     return ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -136,4 +137,4 @@ def cel(*rules: tuple[str, str]) -> ConfigDict:
 
 #: Schema extra for an optional nested object: the API server defaults it to {} and then fills in
 #: its fields' defaults, so CEL rules and kubectl see the effective values.
-EMPTY: dict[str, object] = {"default": {}}
+EMPTY: JsonDict = {"default": {}}

@@ -1,0 +1,136 @@
+"""Serving provider ``seldon``: one SeldonDeployment (machinelearning.seldon.io/v1) per version.
+
+Each runs Slipway's model server as a Seldon Core v1 custom server speaking the V2 protocol on the
+configured port, with V2 health probes. Its pods carry Istio's ``app`` (the ModelDeployment) and
+``version`` labels, which the traffic provider's subsets select and Kiali draws. Seldon reports a
+deployment's state in ``status.state``: Creating, Available or Failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
+from slipway.builders.meta import Owner, app_label, label_value, metadata, short_name
+from slipway.builders.placement import container_resources, pod_placement
+from slipway.builders.rollout import ModelVersion
+from slipway.config import NodePool, OperatorConfig
+
+from .serving import VersionState
+
+SELDON_API = "machinelearning.seldon.io/v1"
+COMPONENT = "model-server"
+CONTAINER = "model-server"
+PREDICTOR = "default"
+# SeldonDeployment names leave room for the objects Seldon derives from them
+# (<sdep>-<predictor>-<n>-<container>), which must stay valid names too.
+SELDON_NAME_LIMIT = 40
+
+
+def seldon_name(owner: Owner, version: ModelVersion) -> str:
+    return short_name(owner.name, version.version, limit=SELDON_NAME_LIMIT)
+
+
+def _env(spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion) -> list[dict[str, str]]:
+    env = {
+        "SLIPWAY_MODEL_NAME": label_value(owner.name),
+        "SLIPWAY_MODEL_VERSION": version.version,
+        "SLIPWAY_MODEL_URI": version.uri,
+        "SLIPWAY_MODEL_SHA256": version.digest,
+    }
+    batching = spec.server.batching
+    if batching is not None and batching.enabled:
+        env |= {
+            "SLIPWAY_BATCHING": "true",
+            "SLIPWAY_MAX_BATCH_SIZE": str(batching.max_batch_size),
+            "SLIPWAY_BATCH_WINDOW_MS": str(batching.window_ms),
+        }
+    env |= spec.server.env or {}
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def _probe(path: str, config: OperatorConfig, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": config.model_server_port},
+        "periodSeconds": period,
+        "failureThreshold": 3,
+    }
+
+
+def build_seldon_deployment(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    version: ModelVersion,
+    pool: NodePool | None,
+    config: OperatorConfig,
+) -> dict[str, Any]:
+    """The SeldonDeployment serving one model version."""
+    pod_labels = {"app": app_label(owner), "version": version.version}
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.server.image,
+        "env": _env(spec, owner, version),
+        "ports": [{"name": "http", "containerPort": config.model_server_port}],
+        "readinessProbe": _probe("/v2/health/ready", config, 5),
+        "livenessProbe": _probe("/v2/health/live", config, 10),
+    }
+    resources = container_resources(spec.resources, spec.placement, pool)
+    if resources:
+        container["resources"] = resources
+    predictor: dict[str, Any] = {
+        "name": PREDICTOR,
+        "replicas": spec.min_replicas,
+        "labels": dict(pod_labels),
+        "componentSpecs": [
+            {
+                "metadata": {"labels": dict(pod_labels)},
+                "spec": {"containers": [container], **pod_placement(pool)},
+            }
+        ],
+        "graph": {
+            "name": CONTAINER,
+            "type": "MODEL",
+            "endpoint": {"type": "REST", "httpPort": config.model_server_port},
+        },
+    }
+    if spec.max_replicas > spec.min_replicas:
+        predictor["componentSpecs"][0]["hpaSpec"] = {
+            "minReplicas": max(spec.min_replicas, 1),
+            "maxReplicas": spec.max_replicas,
+        }
+    return {
+        "apiVersion": SELDON_API,
+        "kind": "SeldonDeployment",
+        "metadata": metadata(owner, seldon_name(owner, version), COMPONENT, **pod_labels),
+        "spec": {
+            "name": label_value(owner.name),
+            "protocol": "v2",
+            "predictors": [predictor],
+        },
+    }
+
+
+class SeldonServing:
+    """The ``seldon`` serving provider."""
+
+    api_version = SELDON_API
+    kind = "SeldonDeployment"
+
+    def name(self, owner: Owner, version: ModelVersion) -> str:
+        return seldon_name(owner, version)
+
+    def render(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        version: ModelVersion,
+        pool: NodePool | None,
+        config: OperatorConfig,
+    ) -> dict[str, Any] | None:
+        return build_seldon_deployment(owner, spec, version, pool, config)
+
+    def observe(self, live: dict[str, Any] | None) -> VersionState:
+        status = (live or {}).get("status") or {}
+        state = str(status.get("state") or "Creating")
+        detail = str(status.get("description") or state)
+        return VersionState(ready=state == "Available", failed=state == "Failed", detail=detail)

@@ -1,0 +1,84 @@
+"""One real control plane per test run (etcd + kube-apiserver + GC on loopback), one namespace
+per test, and the operator running in-process against it.
+
+The binaries come from ``slipway.devcluster`` (built once from tests/cluster/go.mod into the cache
+outside the clone, or from $KUBEBUILDER_ASSETS), exactly as ``slipway dev up`` gets them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slipway.config import OperatorConfig
+from slipway.devcluster import DevCluster
+from slipway.devcluster.commands import crd_folders
+from slipway.devcluster.install import install_crds
+from slipway.k8s import Cluster, connect
+from slipway.runner import RunningOperator, start_in_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+POOLS = {
+    "nodePools": [
+        {
+            "name": "gpu",
+            "nodeSelector": {"slipway.dev/pool": "gpu"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+        }
+    ],
+    "resyncSeconds": 300,
+    "metricsPort": 0,
+    "healthPort": 0,
+}
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    dev = DevCluster(tmp_path_factory.mktemp("cluster"))
+    dev.start()
+    try:
+        install_crds(connect(str(dev.kubeconfig)), crd_folders(ROOT))
+        yield dev
+    finally:
+        dev.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(dev_cluster: DevCluster) -> Cluster:
+    """API access for the tests themselves (a separate client from the operator's)."""
+    return connect(str(dev_cluster.kubeconfig), field_manager="slipway-tests")
+
+
+@pytest.fixture(scope="session")
+def operator(dev_cluster: DevCluster) -> Iterator[RunningOperator]:
+    running = start_in_thread(OperatorConfig.model_validate(POOLS), str(dev_cluster.kubeconfig))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def namespace(kube: Cluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    kube.delete("v1", "Namespace", None, name)
+
+
+def eventually(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = ""
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}: {last!r}")

@@ -1,0 +1,260 @@
+"""ModelDeployment end to end against the real API server, with the operator running.
+
+Seldon's controller does not run here, so these tests play it: they patch a SeldonDeployment's
+``status.state`` to ``Available`` (or ``Failed``) through the API, as Seldon's operator does once
+its pods are ready. Istio's control plane is not needed: the VirtualService and DestinationRule are
+checked as objects, validated by their CRD schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from slipway.k8s import Cluster
+from slipway.runner import RunningOperator
+
+from .conftest import eventually
+
+API = "slipway.dev/v1alpha1"
+SELDON = "machinelearning.seldon.io/v1"
+ISTIO = "networking.istio.io/v1"
+V1 = ("s3://models/digits/1/model.onnx", "sha256:" + "1a" * 32)
+V2 = ("s3://models/digits/2/model.onnx", "sha256:" + "2b" * 32)
+
+
+def model_deployment(
+    name: str, namespace: str, model: tuple[str, str], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"uri": model[0], "digest": model[1]}, **spec},
+    }
+
+
+def md(kube: Cluster, ns: str, name: str) -> dict[str, Any]:
+    obj = kube.get(API, "ModelDeployment", ns, name)
+    assert obj is not None
+    return obj
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def play_seldon(kube: Cluster, ns: str, name: str, state: str = "Available") -> None:
+    """What Seldon's controller does when the deployment's pods are ready (or fail)."""
+    eventually(lambda: kube.get(SELDON, "SeldonDeployment", ns, name), what=f"sdep {name}")
+    kube.patch_status(SELDON, "SeldonDeployment", ns, name, {"state": state, "description": state})
+
+
+def routes(kube: Cluster, ns: str, name: str) -> list[tuple[str, int]]:
+    vs = kube.get(ISTIO, "VirtualService", ns, name) or {"spec": {"http": [{"route": []}]}}
+    return [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][0]["route"]]
+
+
+@pytest.mark.usefixtures("operator")
+def test_serve_split_promote_and_delete(kube: Cluster, namespace: str) -> None:
+    ns = namespace
+    kube.apply(model_deployment("digits", ns, V1, placement={"nodePool": "gpu", "gpus": 1}))
+    v1 = "v" + V1[1][7:15]
+    sdep = eventually(lambda: kube.get(SELDON, "SeldonDeployment", ns, f"digits-{v1}"), what="sdep")
+    pod = sdep["spec"]["predictors"][0]["componentSpecs"][0]
+    assert pod["metadata"]["labels"] == {"app": "digits", "version": v1}
+    assert pod["spec"]["nodeSelector"] == {"slipway.dev/pool": "gpu"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert (
+        sdep["metadata"]["ownerReferences"][0]["uid"] == md(kube, ns, "digits")["metadata"]["uid"]
+    )
+    assert kube.get("v1", "Service", ns, "digits") is not None
+    assert kube.get(ISTIO, "DestinationRule", ns, "digits") is not None
+    assert eventually(lambda: routes(kube, ns, "digits") == [(v1, 100)], what="100% route")
+    waiting = eventually(lambda: condition(md(kube, ns, "digits"), "Progressing"), what="status")
+    assert waiting["status"] == "True" and waiting["reason"] == "WaitingForDeployment"
+
+    play_seldon(kube, ns, f"digits-{v1}")
+    eventually(
+        lambda: condition(md(kube, ns, "digits"), "Ready").get("status") == "True",
+        what="Ready after Seldon reports Available",
+    )
+
+    # A new model: its own SeldonDeployment, no traffic until ready, then the spec's 90/10 split.
+    kube.apply(model_deployment("digits", ns, V2, placement={"nodePool": "gpu", "gpus": 1}))
+    v2 = "v" + V2[1][7:15]
+    eventually(lambda: md(kube, ns, "digits")["status"].get("candidate"), what="candidate")
+    assert routes(kube, ns, "digits") == [(v1, 100), (v2, 0)]
+    assert condition(md(kube, ns, "digits"), "Progressing")["reason"] == "CandidateNotReady"
+    play_seldon(kube, ns, f"digits-{v2}")
+    eventually(lambda: routes(kube, ns, "digits") == [(v1, 90), (v2, 10)], what="90/10 split")
+    status = eventually(
+        lambda: (s := md(kube, ns, "digits")["status"])["candidate"]["weight"] == 10 and s,
+        what="weights in status",
+    )
+    assert (status["stable"]["version"], status["stable"]["weight"]) == (v1, 90)
+    assert (status["candidate"]["version"], status["candidate"]["ready"]) == (v2, True)
+    dr = kube.get(ISTIO, "DestinationRule", ns, "digits")
+    assert dr is not None
+    assert [s["name"] for s in dr["spec"]["subsets"]] == [v1, v2]
+
+    # candidateWeight 100 promotes: all traffic to v2, then v1's deployment goes away.
+    kube.apply(
+        model_deployment(
+            "digits",
+            ns,
+            V2,
+            placement={"nodePool": "gpu", "gpus": 1},
+            rollout={"candidateWeight": 100},
+        )
+    )
+    eventually(lambda: routes(kube, ns, "digits") == [(v2, 100)], what="promotion")
+    eventually(
+        lambda: kube.get(SELDON, "SeldonDeployment", ns, f"digits-{v1}") is None,
+        what="old version removed",
+    )
+    assert md(kube, ns, "digits")["status"]["stable"]["version"] == v2
+
+    # Deleting the ModelDeployment removes its children (owner references + garbage collector).
+    kube.delete(API, "ModelDeployment", ns, "digits")
+    for api, kind, name in [
+        (SELDON, "SeldonDeployment", f"digits-{v2}"),
+        (ISTIO, "VirtualService", "digits"),
+        (ISTIO, "DestinationRule", "digits"),
+        ("v1", "Service", "digits"),
+    ]:
+        eventually(
+            lambda api=api, kind=kind, name=name: kube.get(api, kind, ns, name) is None,
+            timeout=60,
+            what=f"{kind} {name} garbage-collected",
+        )
+
+
+@pytest.mark.usefixtures("operator")
+def test_reverting_the_model_rolls_back(kube: Cluster, namespace: str) -> None:
+    ns = namespace
+    kube.apply(model_deployment("rb", ns, V1))
+    v1, v2 = "v" + V1[1][7:15], "v" + V2[1][7:15]
+    play_seldon(kube, ns, f"rb-{v1}")
+    kube.apply(model_deployment("rb", ns, V2))
+    eventually(lambda: kube.get(SELDON, "SeldonDeployment", ns, f"rb-{v2}"), what="candidate")
+    kube.apply(model_deployment("rb", ns, V1))
+    eventually(
+        lambda: kube.get(SELDON, "SeldonDeployment", ns, f"rb-{v2}") is None,
+        what="candidate removed",
+    )
+    assert eventually(lambda: routes(kube, ns, "rb") == [(v1, 100)], what="all traffic on v1")
+
+
+@pytest.mark.usefixtures("operator")
+def test_failed_candidate_is_degraded_and_gets_no_traffic(kube: Cluster, namespace: str) -> None:
+    ns = namespace
+    v1, v2 = "v" + V1[1][7:15], "v" + V2[1][7:15]
+    kube.apply(model_deployment("fc", ns, V1))
+    play_seldon(kube, ns, f"fc-{v1}")
+    kube.apply(model_deployment("fc", ns, V2))
+    play_seldon(kube, ns, f"fc-{v2}", state="Failed")
+    degraded = eventually(
+        lambda: (
+            condition(md(kube, ns, "fc"), "Degraded").get("status") == "True"
+            and condition(md(kube, ns, "fc"), "Degraded")
+        ),
+        what="Degraded",
+    )
+    assert degraded["reason"] == "CandidateFailed"
+    assert condition(md(kube, ns, "fc"), "Ready")["status"] == "True"  # v1 still serves
+    assert routes(kube, ns, "fc") == [(v1, 100), (v2, 0)]
+
+
+@pytest.mark.usefixtures("operator")
+@pytest.mark.parametrize(
+    ("spec", "reason", "message"),
+    [
+        (
+            {"placement": {"nodePool": "tpu"}},
+            "UnknownNodePool",
+            "spec.placement.nodePool 'tpu' is not a configured node pool (gpu)",
+        ),
+        (
+            {"model": {"trainingJobRef": {"name": "missing"}}},
+            "ModelNotFound",
+            "spec.model.trainingJobRef: TrainingJob 'missing' does not exist",
+        ),
+        (
+            {"rollout": {"strategy": "Shadow", "analysis": {}}},
+            "StrategyNotSupported",
+            "spec.rollout.strategy Shadow is not available",
+        ),
+    ],
+    ids=["unknown-pool", "missing-training-job", "unsupported-strategy"],
+)
+def test_bad_references_degrade_without_children(
+    kube: Cluster, namespace: str, spec: dict[str, Any], reason: str, message: str
+) -> None:
+    manifest = model_deployment("bad", namespace, V1)
+    manifest["spec"].update(spec)
+    kube.apply(manifest)
+    degraded = eventually(lambda: condition(md(kube, namespace, "bad"), "Degraded"), what="status")
+    assert degraded["status"] == "True" and degraded["reason"] == reason
+    assert message in degraded["message"]
+    assert kube.get(ISTIO, "VirtualService", namespace, "bad") is None
+    assert kube.get("v1", "Service", namespace, "bad") is None
+
+
+@pytest.mark.usefixtures("operator")
+def test_malformed_uri_from_a_training_job_degrades(kube: Cluster, namespace: str) -> None:
+    kube.apply(
+        {
+            "apiVersion": API,
+            "kind": "TrainingJob",
+            "metadata": {"name": "tj", "namespace": namespace},
+            "spec": {"dataset": {"name": "digits", "version": "v1"}},
+        }
+    )
+    # Play the trainer's report with a model URI no server could fetch.
+    kube.patch_status(
+        API, "TrainingJob", namespace, "tj", {"model": {"uri": "models/tj.onnx", "digest": V1[1]}}
+    )
+    manifest = model_deployment("from-tj", namespace, V1)
+    manifest["spec"]["model"] = {"trainingJobRef": {"name": "tj"}}
+    kube.apply(manifest)
+    degraded = eventually(
+        lambda: condition(md(kube, namespace, "from-tj"), "Degraded"), what="status"
+    )
+    assert degraded["reason"] == "InvalidModelURI"
+    assert "'models/tj.onnx'" in degraded["message"]
+    assert kube.get("v1", "Service", namespace, "from-tj") is None
+
+
+@pytest.mark.usefixtures("operator")
+def test_long_names_give_valid_child_names(kube: Cluster, namespace: str) -> None:
+    name = "m" + "-long" * 40  # 201 characters: a valid object name, too long for a label
+    kube.apply(model_deployment(name, namespace, V1))
+    status = eventually(
+        lambda: md(kube, namespace, name).get("status", {}).get("stable"), what="stable version"
+    )
+    child = status["seldonDeployment"]
+    assert len(child) <= 40
+    assert kube.get(SELDON, "SeldonDeployment", namespace, child) is not None
+
+
+def test_steady_state_reconcile_writes_nothing(
+    kube: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    from slipway.reconcilers import modeldeployment as reconciler
+
+    kube.apply(model_deployment("steady", namespace, V1))
+    v1 = "v" + V1[1][7:15]
+    play_seldon(kube, namespace, f"steady-{v1}")
+    eventually(
+        lambda: condition(md(kube, namespace, "steady"), "Ready").get("status") == "True",
+        what="Ready",
+    )
+    cluster = operator.ctx.cluster
+    before = cluster.writes
+    for _ in range(3):
+        reconciler.reconcile(operator.ctx, md(kube, namespace, "steady"))
+    assert cluster.writes == before
