@@ -99,7 +99,9 @@ class ModelServer:
         inline = s.inference_thread == "inline" or (
             s.inference_thread == "auto" and latency * 1000 <= s.inline_threshold_ms
         )
-        self.runner = Runner(model, inline, self.metrics.batch_size.observe)
+        self.runner = Runner(
+            model, inline, self.metrics.batch_size.observe, threads=s.inference_threads
+        )
         if s.batching and model.batchable:
             self.batcher = AdaptiveBatcher(
                 self.runner,

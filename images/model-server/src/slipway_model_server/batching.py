@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,16 +27,20 @@ log = logging.getLogger(__name__)
 class Runner:
     """Runs `model.run` inline or on worker threads and records rows per call."""
 
-    def __init__(self, model: OnnxModel, inline: bool, observe_rows: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        model: OnnxModel,
+        inline: bool,
+        observe_rows: Callable[[int], None],
+        threads: int = 1,
+    ) -> None:
         self.model = model
         self.inline = inline
         self._observe = observe_rows
+        # One thread by default: onnxruntime already spreads one call over the cores (intra-op
+        # threads), and concurrent calls on a CPU would only fight over them.
         self._pool = (
-            None
-            if inline
-            else ThreadPoolExecutor(
-                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="onnxruntime"
-            )
+            None if inline else ThreadPoolExecutor(threads, thread_name_prefix="onnxruntime")
         )
 
     async def run(self, feeds: dict[str, np.ndarray], rows: int | None) -> list[np.ndarray]:

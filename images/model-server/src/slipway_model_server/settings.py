@@ -64,6 +64,9 @@ class ServerSettings(BaseSettings):
         default="CPUExecutionProvider",
         description="Comma-separated onnxruntime providers, in order of preference.",
     )
+    inference_threads: int = Field(
+        default=1, ge=1, le=64, description="Worker threads calling onnxruntime (pool mode)."
+    )
     inline_threshold_ms: float = Field(default=0.2, ge=0)
     drain_timeout_s: float = Field(default=30.0, gt=0)
     fetch_timeout_s: float = Field(default=300.0, gt=0)
