@@ -12,6 +12,7 @@ Run through ./run.sh, which prepares the environments; see images/model-server/R
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -59,7 +60,11 @@ def free_port() -> int:
 
 def body_for(layers: tuple[int, ...]) -> tuple[dict[str, object], np.ndarray]:
     x = np.round(np.random.default_rng(1).standard_normal((1, layers[0])), 4).astype(np.float32)
-    body = {"inputs": [{"name": "x", "shape": [1, layers[0]], "datatype": "FP32", "data": x.ravel().tolist()}]}
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [1, layers[0]], "datatype": "FP32", "data": x.ravel().tolist()}
+        ]
+    }
     return body, x
 
 
@@ -201,10 +206,12 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def wrk(url: str, body_file: Path, concurrency: int, seconds: float) -> tuple[float, float, float, int]:
+def wrk(
+    url: str, body_file: Path, concurrency: int, seconds: float
+) -> tuple[float, float, float, int]:
     cmd = [
-        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-        "-s", str(HERE / "post.lua"), url,
+        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
+        "--timeout", "10s", "-s", str(HERE / "post.lua"), url,
     ]  # fmt: skip
     env = {**os.environ, "BENCH_BODY": str(body_file)}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -214,7 +221,9 @@ def wrk(url: str, body_file: Path, concurrency: int, seconds: float) -> tuple[fl
     errors = 0
     if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
         errors += int(match.group(1))
-    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
         errors += sum(int(g) for g in match.groups())
     return rps, p50, p99, errors
 
@@ -227,6 +236,7 @@ def main() -> None:
     parser.add_argument("--server-python", required=True, help="python of the model-server env")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per point")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per point; median kept")
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--models", default="small,large")
     parser.add_argument("--servers", default="slipway,mlserver")
@@ -248,10 +258,11 @@ def main() -> None:
         body, x = body_for(layers)
         body_file = work / f"{name}.json"
         body_file.write_text(json.dumps(body))
-        params = sum(a * b + b for a, b in zip(layers[:-1], layers[1:], strict=True))
+        params = sum(a * b + b for a, b in itertools.pairwise(layers))
         print(f"== {name} MLP {layers}: {params / 1e6:.2f}M parameters", flush=True)
         for c in levels:
-            result = raw_onnxruntime(path, x, c, args.seconds)
+            runs = [raw_onnxruntime(path, x, c, args.seconds) for _ in range(args.repeat)]
+            result = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
             result.model = name
             results.append(result)
             print(f"  {result}", flush=True)
@@ -267,7 +278,11 @@ def main() -> None:
                     server.check(body, reference(x))
                     for c in levels:
                         wrk(server.url, body_file, c, args.warmup)
-                        rps, p50, p99, errors = wrk(server.url, body_file, c, args.seconds)
+                        runs = [
+                            wrk(server.url, body_file, c, args.seconds) for _ in range(args.repeat)
+                        ]
+                        rps, p50, p99, _ = sorted(runs)[len(runs) // 2]  # the median run by req/s
+                        errors = sum(run[3] for run in runs)
                         label = "Slipway" if server_kind == "slipway" else "MLServer 1.7.1"
                         batch = f"{WINDOW_MS:g} ms / {MAX_BATCH}" if batching else "off"
                         result = Result(name, label, batch, c, rps, p50, p99, errors)
@@ -275,11 +290,11 @@ def main() -> None:
                         print(f"  {result}", flush=True)
                 finally:
                     server.stop()
-    write_report(results, Path(args.out), load_before, params_note=MODELS)
+    write_report(results, Path(args.out), load_before, args.repeat)
 
 
 def write_report(
-    results: list[Result], out: Path, load_before: tuple[float, ...], params_note: dict
+    results: list[Result], out: Path, load_before: tuple[float, ...], repeat: int
 ) -> None:
     lines = [
         "| model | server | batching | concurrency | req/s | p50 ms | p99 ms | errors |",
@@ -294,7 +309,9 @@ def write_report(
     for model in dict.fromkeys(r.model for r in results):
         top = max(r.concurrency for r in results if r.model == model)
 
-        def best(server: str, batching: str | None = None) -> Result | None:
+        def best(
+            server: str, batching: str | None = None, model: str = model, top: int = top
+        ) -> Result | None:
             rows = [
                 r for r in results
                 if r.model == model and r.concurrency == top and r.server.startswith(server)
@@ -324,7 +341,8 @@ def write_report(
     lines.append("")
     lines.append(
         f"Machine: {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after; onnxruntime {ort.__version__}; wrk -t1 on 127.0.0.1."
+        f"{load_after[0]:.2f} after; onnxruntime {ort.__version__}; wrk -t1 on 127.0.0.1; "
+        f"median of {repeat} run(s) per point."
     )
     table = "\n".join(lines) + "\n"
     out.with_suffix(".md").write_text(table)

@@ -55,7 +55,9 @@ def test_rendered_fields(mlp_model: tuple) -> None:
     assert env["SLIPWAY_MODEL_VERSION"] == "7"
     assert env["SLIPWAY_PORT"] == "9000"
     grace = component["spec"]["terminationGracePeriodSeconds"]
-    assert grace > int(env["SLIPWAY_DRAIN_TIMEOUT_S"]) == 20
+    assert int(env["SLIPWAY_DRAIN_TIMEOUT_S"]) == 20
+    assert grace > int(env["SLIPWAY_DRAIN_TIMEOUT_S"]) + int(env["SLIPWAY_SHUTDOWN_DELAY_S"])
+    assert int(env["SLIPWAY_SHUTDOWN_DELAY_S"]) > 0  # time for endpoints to drop the pod
 
 
 def test_server_runs_with_the_rendered_container(start_server, mlp_model: tuple) -> None:
@@ -65,6 +67,7 @@ def test_server_runs_with_the_rendered_container(start_server, mlp_model: tuple)
     ]
     env = {item["name"]: item["value"] for item in container["env"]}
     env.pop("SLIPWAY_PORT")  # the harness picks a free loopback port instead of 9000
+    env.pop("SLIPWAY_SHUTDOWN_DELAY_S")  # the harness kills the server at the end
     server = start_server(env)
     server.wait_live()
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):

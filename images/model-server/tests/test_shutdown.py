@@ -129,3 +129,26 @@ def test_sigterm_without_batching_finishes_a_held_request(start_server, mlp_mode
     sock.close()
     assert status == 200
     assert server.proc.wait(timeout=60) == 0
+
+
+def test_shutdown_delay_keeps_serving_while_not_ready(start_server, mlp_model: tuple) -> None:
+    """With SLIPWAY_SHUTDOWN_DELAY_S, SIGTERM first turns readiness false while requests are
+    still served (Kubernetes is removing the pod from its endpoints), then the server drains."""
+    path, digest, reference = mlp_model
+    server = start_server(
+        {
+            "SLIPWAY_MODEL_URI": str(path),
+            "SLIPWAY_MODEL_SHA256": digest,
+            "SLIPWAY_SHUTDOWN_DELAY_S": "8",
+        }
+    )
+    server.wait_ready()
+    server.proc.send_signal(signal.SIGTERM)
+    ready = server._poll("/v2/health/ready", 503)
+    assert ready.json() == {"ready": False, "reason": "shutting down"}
+    x = np.ones((1, 4), np.float32)
+    response = server.client.post("/v2/models/mlp/infer", json=infer_body("x", x))
+    assert response.status_code == 200
+    got = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(1, 3)
+    np.testing.assert_allclose(got, reference(x), rtol=1e-5, atol=1e-5)
+    assert server.proc.wait(timeout=60) == 0

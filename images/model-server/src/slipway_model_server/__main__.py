@@ -1,9 +1,10 @@
 """Process entry point: `python -m slipway_model_server`.
 
 Reads the settings (a bad one prints which variable is wrong and exits with status 2), sets up
-logging, and runs the ASGI app on uvicorn with uvloop and httptools. SIGTERM is uvicorn's
-graceful shutdown: the listener closes, requests already received run to completion (up to
-`SLIPWAY_DRAIN_TIMEOUT_S`), then the lifespan shutdown drains the batcher and the process exits 0.
+logging, and runs the ASGI app on uvicorn with uvloop and httptools. On SIGTERM readiness
+turns false at once; after `SLIPWAY_SHUTDOWN_DELAY_S` (time for Kubernetes to stop routing here)
+uvicorn's graceful shutdown closes the listener, requests already received run to completion (up
+to `SLIPWAY_DRAIN_TIMEOUT_S`), the lifespan shutdown drains the batcher, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -47,7 +49,7 @@ def main() -> int:
         server_header=False,
         timeout_graceful_shutdown=int(settings.drain_timeout_s + 0.999),
     )
-    DrainingServer(config, app).run()
+    DrainingServer(config, app, settings.shutdown_delay_s).run()
     return 0
 
 
@@ -58,9 +60,11 @@ class DrainingServer(uvicorn.Server):
     a batch window must be released before that, and readiness must turn false immediately.
     """
 
-    def __init__(self, config: uvicorn.Config, app: ModelServer) -> None:
+    def __init__(self, config: uvicorn.Config, app: ModelServer, delay_s: float = 0.0) -> None:
         super().__init__(config)
         self._app = app
+        self._delay_s = delay_s
+        self._stopping: threading.Timer | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -73,8 +77,14 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
         self._app.request_drain()
+        if self._delay_s > 0 and self._stopping is None:
+            # Keep serving (not ready) while Kubernetes takes the pod out of its endpoints.
+            self._stopping = threading.Timer(self._delay_s, super().handle_exit, (sig, None))
+            self._stopping.daemon = True
+            self._stopping.start()
+            return
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 HTTP_PORT = 9000
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
+SHUTDOWN_DELAY_S = 5  # > readiness period x failures, so endpoints drop the pod before it closes
 
 
 def container_env(
@@ -36,6 +37,7 @@ def container_env(
         "SLIPWAY_PORT": str(HTTP_PORT),
         "SLIPWAY_BATCHING": "true" if batching else "false",
         "SLIPWAY_DRAIN_TIMEOUT_S": str(drain_timeout_s),
+        "SLIPWAY_SHUTDOWN_DELAY_S": str(SHUTDOWN_DELAY_S),
     }
     return [{"name": key, "value": value} for key, value in env.items()]
 
@@ -103,7 +105,9 @@ def render_seldon_deployment(
                             "spec": {
                                 "containers": [container],
                                 # SIGTERM drains in-flight requests; give it time to.
-                                "terminationGracePeriodSeconds": drain_timeout_s + 5,
+                                "terminationGracePeriodSeconds": drain_timeout_s
+                                + SHUTDOWN_DELAY_S
+                                + 5,
                             }
                         }
                     ],

@@ -68,6 +68,9 @@ class ServerSettings(BaseSettings):
         default=1, ge=1, le=64, description="Worker threads calling onnxruntime (pool mode)."
     )
     inline_threshold_ms: float = Field(default=0.2, ge=0)
+    shutdown_delay_s: float = Field(
+        default=0.0, ge=0, le=300, description="Seconds to keep serving, not ready, after SIGTERM."
+    )
     drain_timeout_s: float = Field(default=30.0, gt=0)
     fetch_timeout_s: float = Field(default=300.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
