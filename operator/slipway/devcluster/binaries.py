@@ -117,3 +117,43 @@ def ensure_binaries() -> Binaries:
     return Binaries(
         out / "etcd", out / "kube-apiserver", out / "kubectl", out / "kube-controller-manager"
     )
+
+
+HELM_VERSION = "v3.19.0"
+
+
+def ensure_helm() -> Path:
+    """Helm, built once from its Go module (helm.sh/helm/v3 has no local replaces)."""
+    out = cache_dir() / "tools" / f"helm-{HELM_VERSION}"
+    helm = out / "helm"
+    if helm.exists():
+        return helm
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("Go is needed to build helm; install Go >= 1.24")
+    _say(f"building helm {HELM_VERSION} into {out} (first time only: a few minutes)")
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            go,
+            "install",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}",
+        ],
+        env={**os.environ, "GOBIN": str(out)},
+        check=True,
+    )
+    return helm
+
+
+if __name__ == "__main__":
+    # `python -m slipway.devcluster.binaries kubectl|helm|...` prints a tool's path, building it
+    # first when needed (the Makefile and README use this).
+    tool = sys.argv[1] if len(sys.argv) > 1 else "kubectl"
+    if tool == "helm":
+        print(ensure_helm())
+    else:
+        bins = ensure_binaries()
+        print({"etcd": bins.etcd, "kube-apiserver": bins.kube_apiserver}.get(tool, bins.kubectl))

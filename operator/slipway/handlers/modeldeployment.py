@@ -74,6 +74,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         "v1",
         "seldondeployments",
         labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+        when=_reported_by_seldon,
         registry=registry,
     )
     def seldon_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
@@ -90,6 +91,11 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         parent = ctx.cluster.get(API_VERSION, KIND, body["metadata"]["namespace"], owner["name"])
         if parent is not None and not parent["metadata"].get("deletionTimestamp"):
             run(ctx, parent)
+
+
+def _reported_by_seldon(body: kopf.Body, **_: Any) -> bool:
+    """Only a deployment whose controller has reported a state can change its owner's status."""
+    return bool((body.get("status") or {}).get("state"))
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

@@ -113,18 +113,43 @@ class Cluster:
             raise
         return obj
 
-    def apply(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Server-side apply ``manifest``; returns the live object and whether it was written."""
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace, optionally filtered by a label selector."""
+        query = [("labelSelector", selector)] if selector else []
+        data = self._call("GET", resource(api_version, kind).path(namespace), None, query)
+        items: list[dict[str, Any]] = data.get("items") or []
+        return items
+
+    def count(self, api_version: str, kind: str, namespace: str | None) -> int:
+        """How many objects of a kind a namespace holds, without transferring them all."""
+        data = self._call(
+            "GET", resource(api_version, kind).path(namespace), None, [("limit", "1")]
+        )
+        remaining = int((data.get("metadata") or {}).get("remainingItemCount") or 0)
+        return len(data.get("items") or []) + remaining
+
+    def apply(
+        self, manifest: dict[str, Any], check_first: bool = True
+    ) -> tuple[dict[str, Any], bool]:
+        """Server-side apply ``manifest``; returns the live object and whether it was written.
+
+        With ``check_first`` the live object is read first and nothing is sent when it already
+        matches. Callers that expect a change (a new object, a new spec) skip that read.
+        """
         meta = manifest["metadata"]
         res = resource(manifest["apiVersion"], manifest["kind"])
         namespace = meta.get("namespace")
-        live = self.get(manifest["apiVersion"], manifest["kind"], namespace, meta["name"])
-        if live is not None and contains(live, _without_status(manifest)):
-            return live, False
+        live = None
+        if check_first:
+            live = self.get(manifest["apiVersion"], manifest["kind"], namespace, meta["name"])
+            if live is not None and contains(live, _without_status(manifest)):
+                return live, False
         query = [("fieldManager", self.field_manager), ("force", "true")]
         path = res.path(namespace, meta["name"])
         applied: dict[str, Any] = self._call("PATCH", path, manifest, query, APPLY)
-        verb = "Created" if live is None else "Updated"
+        verb = "Applied" if not check_first else "Created" if live is None else "Updated"
         where = f"{namespace}/{meta['name']}" if namespace else meta["name"]
         log.info("%s %s %s", verb, manifest["kind"], where)
         return applied, True

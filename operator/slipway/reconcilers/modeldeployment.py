@@ -135,13 +135,15 @@ def _converge(
     serving = serving_backend(ctx.config.serving)
     traffic = traffic_backend(ctx.config.traffic)
     old = body.get("status") or {}
+    # A spec this reconciler has not seen yet means changes to write: skip the read-and-compare.
+    settled = old.get("observedGeneration") == body["metadata"].get("generation")
     stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
     live = live_versions(stable, candidate, resolved.model)
-    states = _deploy(ctx, serving, owner, spec, pool, live)
+    states = _deploy(ctx, serving, owner, spec, pool, live, settled)
     ready = live.candidate is not None and states[live.candidate.version].ready
     split = static_split(live, spec.rollout, ready)
     for manifest in traffic.render(owner, split, ctx.config):
-        ctx.cluster.apply(manifest)
+        ctx.cluster.apply(manifest, check_first=settled)
     _prune(ctx, serving, owner, old, split)
 
     def version(v: ModelVersion, weight: int) -> dict[str, Any]:
@@ -176,6 +178,7 @@ def _deploy(
     spec: ModelDeploymentSpec,
     pool: NodePool | None,
     live: Live,
+    settled: bool,
 ) -> dict[str, VersionState]:
     """Apply each live version's deployment and read back its state."""
     states = {}
@@ -183,7 +186,7 @@ def _deploy(
         if version is None:
             continue
         manifest = serving.render(owner, spec, version, pool, ctx.config)
-        obj = ctx.cluster.apply(manifest)[0] if manifest is not None else None
+        obj = ctx.cluster.apply(manifest, settled)[0] if manifest is not None else None
         states[version.version] = serving.observe(obj)
     return states
 
