@@ -24,7 +24,18 @@ def helm() -> Path:
 
 def render(helm: Path, *args: str) -> list[dict]:  # type: ignore[type-arg]
     out = subprocess.run(
-        [str(helm), "template", "slipway", str(CHART), "--namespace", NAMESPACE, *args],
+        # `helm template` renders offline; say which Kubernetes it renders for (the local one).
+        [
+            str(helm),
+            "template",
+            "slipway",
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            "v1.34.4",
+            *args,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -42,7 +53,16 @@ def test_helm_lint_is_clean(helm: Path) -> None:
 
 def test_values_schema_rejects_a_bad_pool(helm: Path) -> None:
     result = subprocess.run(
-        [str(helm), "template", "x", str(CHART), "--set", "nodePools[0].name=Bad_Name"],
+        [
+            str(helm),
+            "template",
+            "x",
+            str(CHART),
+            "--kube-version",
+            "v1.34.4",
+            "--set",
+            "nodePools[0].name=Bad_Name",
+        ],
         capture_output=True,
         text=True,
     )
