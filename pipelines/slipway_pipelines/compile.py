@@ -27,7 +27,9 @@ def compile_all(output_dir: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slipway_pipelines.compile", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m slipway_pipelines.compile", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--output-dir", default=DEFAULT_DIR)
     args = parser.parse_args(argv)
     for path in compile_all(args.output_dir):

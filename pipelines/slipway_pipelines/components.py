@@ -7,9 +7,8 @@ under ``kfp.local``'s subprocess runner they run in the current interpreter. Art
 
 * ``Dataset``: a snapshot folder (``manifest.json`` + ``data/``); metadata ``digest``, ``rows``;
 * ``Model`` from ``train_model``: ``model.pt`` + ``train.json``;
-* ``Model`` from ``export_model``: ``model.onnx``, ``metadata.json``, ``metrics.json``, ``model.pt``.
+* ``Model`` from ``export_model``: model.onnx, metadata.json, metrics.json, model.pt.
 """
-
 
 from typing import NamedTuple
 
@@ -21,7 +20,7 @@ from . import TRAINER_IMAGE
 
 @dsl.component(base_image=TRAINER_IMAGE)
 def ingest_dataset(source_uri: str, dataset: Output[Dataset]) -> str:
-    """Read a source (builtin://, a path, s3://, gs://, https://) into a content-addressed snapshot."""
+    """Read a source (builtin://, path, s3://, gs://, https://) into a snapshot."""
     from slipway_trainer import snapshot
     from slipway_trainer.sources import load_source
 
@@ -34,7 +33,7 @@ def ingest_dataset(source_uri: str, dataset: Output[Dataset]) -> str:
 
 @dsl.component(base_image=TRAINER_IMAGE)
 def validate_dataset(dataset: Input[Dataset], rules_json: str, report: Output[Markdown]) -> bool:
-    """Check the snapshot's digest and the validation rules; fail with the report if any rule fails."""
+    """Check the snapshot's digest and the rules; fail with the report if any rule fails."""
     import json
 
     from slipway_trainer import snapshot
@@ -44,7 +43,9 @@ def validate_dataset(dataset: Input[Dataset], rules_json: str, report: Output[Ma
     snap = snapshot.load(dataset.path, dataset.metadata.get("digest") or None)
     result = validate(snap.table, parse_rules(rules_json))
     with open(report.path, "w") as handle:
-        handle.write("```\n" + result.to_text() + "\n```\n\n" + json.dumps(result.to_dict(), indent=2) + "\n")
+        handle.write(
+            "```\n" + result.to_text() + "\n```\n\n" + json.dumps(result.to_dict(), indent=2) + "\n"
+        )
     report.metadata.update({"ok": result.ok, "validation": result.to_dict()})
     print(result.to_text())
     if not result.ok:
@@ -54,9 +55,14 @@ def validate_dataset(dataset: Input[Dataset], rules_json: str, report: Output[Ma
 
 @dsl.component(base_image=TRAINER_IMAGE)
 def publish_snapshot(
-    dataset: Input[Dataset], report: Input[Markdown], store_uri: str, name: str, version: str, allow_identical: bool
+    dataset: Input[Dataset],
+    report: Input[Markdown],
+    store_uri: str,
+    name: str,
+    version: str,
+    allow_identical: bool,
 ) -> NamedTuple("Published", [("uri", str), ("digest", str)]):  # type: ignore[valid-type]
-    """Copy a validated snapshot, with its report, to ``<store_uri>/<name>/<version>`` (existing versions are refused)."""
+    """Copy a validated snapshot and its report to ``<store_uri>/<name>/<version>`` (immutable)."""
     from collections import namedtuple
 
     from slipway_trainer import snapshot
@@ -90,7 +96,7 @@ def train_model(
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """Train on a snapshot (digest verified first); checkpoints go to ``checkpoint_uri`` or the artifact."""
+    """Train on a snapshot (digest checked first); checkpoints in ``checkpoint_uri`` or here."""
     import json
     import os
 
@@ -119,11 +125,15 @@ def train_model(
     last = result.history[-1]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         metrics.log_metric(key, float(last[key]))
-    model.metadata.update({"datasetDigest": snap.digest, "modelType": model_type, "framework": "pytorch"})
+    model.metadata.update(
+        {"datasetDigest": snap.digest, "modelType": model_type, "framework": "pytorch"}
+    )
 
 
 @dsl.component(base_image=TRAINER_IMAGE)
-def evaluate_model(model: Input[Model], gate_metric: str, min_value: float, evaluation: Output[Metrics]) -> float:
+def evaluate_model(
+    model: Input[Model], gate_metric: str, min_value: float, evaluation: Output[Metrics]
+) -> float:
     """Score the model on the held-out split; the quality gate fails the run below ``min_value``."""
     import json
 
@@ -136,17 +146,24 @@ def evaluate_model(model: Input[Model], gate_metric: str, min_value: float, eval
     with open(evaluation.path + ".json", "w") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
     if gate_metric not in scalars:
-        raise ValueError(f"unknown gate metric {gate_metric!r}; valid: {', '.join(sorted(scalars))}")
+        raise ValueError(
+            f"unknown gate metric {gate_metric!r}; valid: {', '.join(sorted(scalars))}"
+        )
     value = float(scalars[gate_metric])
     print(f"quality gate: {gate_metric}={value:.6f}, minimum {min_value}")
     if value < min_value:
-        raise RuntimeError(f"quality gate failed: held-out {gate_metric} {value:.6f} is below the minimum {min_value}")
+        raise RuntimeError(
+            f"quality gate failed: held-out {gate_metric} {value:.6f} "
+            f"is below the minimum {min_value}"
+        )
     return value
 
 
 @dsl.component(base_image=TRAINER_IMAGE)
-def export_model(model: Input[Model], gate_value: float, output_uri: str, onnx_model: Output[Model]) -> str:
-    """Export ONNX, check parity with torch, and write model.onnx + metadata.json (also to ``output_uri``)."""
+def export_model(
+    model: Input[Model], gate_value: float, output_uri: str, onnx_model: Output[Model]
+) -> str:
+    """Export ONNX, check parity, write model.onnx + metadata.json (also to ``output_uri``)."""
     import os
 
     from slipway_trainer.steps import load_trained, prepare, publish
@@ -160,6 +177,10 @@ def export_model(model: Input[Model], gate_value: float, output_uri: str, onnx_m
     for target in [onnx_model.path] + ([output_uri] if output_uri else []):
         meta = publish(cfg, trained, data, snap.digest, info.get("history", []), {}, target)
     onnx_model.metadata.update(
-        {"fingerprint": meta["fingerprint"], "sha256": meta["model"]["sha256"], "accuracy": meta["metrics"]["validation"]["accuracy"]}
+        {
+            "fingerprint": meta["fingerprint"],
+            "sha256": meta["model"]["sha256"],
+            "accuracy": meta["metrics"]["validation"]["accuracy"],
+        }
     )
     return str(meta["fingerprint"])

@@ -12,13 +12,22 @@ GPU placement of the training step comes from parameters through kfp-kubernetes:
 
 from kfp import dsl, kubernetes
 
-from .components import evaluate_model, export_model, ingest_dataset, publish_snapshot, train_model, validate_dataset
+from .components import (
+    evaluate_model,
+    export_model,
+    ingest_dataset,
+    publish_snapshot,
+    train_model,
+    validate_dataset,
+)
 
 INGESTION = "slipway-dataset-ingestion"
 TRAINING = "slipway-train-evaluate-export"
 
 
-@dsl.pipeline(name=INGESTION, description="Snapshot, validate and publish an immutable dataset version.")
+@dsl.pipeline(
+    name=INGESTION, description="Snapshot, validate and publish an immutable dataset version."
+)
 def dataset_ingestion(
     source_uri: str,
     store_uri: str,
@@ -40,7 +49,9 @@ def dataset_ingestion(
     return publish.outputs["digest"]
 
 
-@dsl.pipeline(name=TRAINING, description="Train on a dataset version, gate on held-out quality, export ONNX.")
+@dsl.pipeline(
+    name=TRAINING, description="Train on a dataset version, gate on held-out quality, export ONNX."
+)
 def train_evaluate_export(
     dataset_uri: str,
     dataset_digest: str,
@@ -75,8 +86,12 @@ def train_evaluate_export(
     kubernetes.add_node_selector_json(train, node_selector)
     kubernetes.add_toleration_json(train, tolerations)
     train.set_accelerator_type(accelerator_type).set_accelerator_limit(gpus)
-    evaluate = evaluate_model(model=train.outputs["model"], gate_metric=gate_metric, min_value=min_value)
-    export = export_model(model=train.outputs["model"], gate_value=evaluate.outputs["Output"], output_uri=output_uri)
+    evaluate = evaluate_model(
+        model=train.outputs["model"], gate_metric=gate_metric, min_value=min_value
+    )
+    export = export_model(
+        model=train.outputs["model"], gate_value=evaluate.outputs["Output"], output_uri=output_uri
+    )
     return export.outputs["onnx_model"]
 
 

@@ -29,7 +29,9 @@ def trainer_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_trainer(args: list[str], env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def run_trainer(
+    args: list[str], env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m slipway_trainer ARGS`` and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "slipway_trainer", *args],

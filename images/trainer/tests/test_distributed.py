@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import run_trainer, trainer_env
 
 
@@ -20,15 +21,41 @@ def _free_port() -> int:
 
 def test_two_processes_match_one(digits: tuple[str, str], tmp_path: Path) -> None:
     uri, digest = digits
-    args = ["--dataset-uri", uri, "--dataset-digest", digest, "--epochs", "3", "--batch-size", "64", "--num-threads", "1"]
+    args = [
+        "--dataset-uri",
+        uri,
+        "--dataset-digest",
+        digest,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--num-threads",
+        "1",
+    ]
     single = run_trainer([*args, "--output-uri", str(tmp_path / "one")])
     assert single.returncode == 0, single.stderr
     launch = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-        "-m", "slipway_trainer", *args, "--output-uri", str(tmp_path / "two"),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "slipway_trainer",
+        *args,
+        "--output-uri",
+        str(tmp_path / "two"),
     ]
-    ddp = subprocess.run(launch, env=trainer_env(), capture_output=True, text=True, timeout=300, check=False)
+    ddp = subprocess.run(
+        launch, env=trainer_env(), capture_output=True, text=True, timeout=300, check=False
+    )
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
 
     one = json.loads((tmp_path / "one" / "metadata.json").read_text())

@@ -11,9 +11,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import run_trainer, trainer_env
 from onnx import numpy_helper
 
+from conftest import run_trainer, trainer_env
 from slipway_trainer.data import split
 from slipway_trainer.export import ParityError, describe, export_onnx, parity_check
 from slipway_trainer.models import build_model
@@ -24,10 +24,16 @@ def _model_and_data(uri: str) -> tuple[torch.nn.Module, torch.Tensor, list[int]]
     data = split(load(uri).table, "label", 0.2, 0)
     torch.manual_seed(3)
     mean, std = data.feature_stats()
-    return build_model("mlp", {"hidden": "16"}, data.input_shape, len(data.classes), mean, std).eval(), data.x_val, data.input_shape
+    return (
+        build_model("mlp", {"hidden": "16"}, data.input_shape, len(data.classes), mean, std).eval(),
+        data.x_val,
+        data.input_shape,
+    )
 
 
-def test_parity_passes_for_a_faithful_export_and_fails_for_a_broken_one(digits: tuple[str, str]) -> None:
+def test_parity_passes_for_a_faithful_export_and_fails_for_a_broken_one(
+    digits: tuple[str, str],
+) -> None:
     model, x_val, shape = _model_and_data(digits[0])
     good = export_onnx(model, shape)
     report = parity_check(model, good, x_val)
@@ -38,7 +44,10 @@ def test_parity_passes_for_a_faithful_export_and_fails_for_a_broken_one(digits: 
     array = numpy_helper.to_array(weights).copy()
     array += 0.01  # a small, systematic error in one weight matrix
     weights.CopyFrom(numpy_helper.from_array(array, weights.name))
-    with pytest.raises(ParityError, match=r"ONNX parity check failed on \d+ validation rows: max \|onnxruntime - torch\|"):
+    with pytest.raises(
+        ParityError,
+        match=r"ONNX parity check failed on \d+ validation rows: max \|onnxruntime - torch\|",
+    ):
         parity_check(model, broken.SerializeToString(), x_val)
 
 
@@ -46,7 +55,9 @@ def test_export_has_a_dynamic_batch_axis(digits: tuple[str, str]) -> None:
     model, x_val, shape = _model_and_data(digits[0])
     data = export_onnx(model, shape)
     signature = describe(data)
-    assert signature["inputs"] == [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}]
+    assert signature["inputs"] == [
+        {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
+    ]
     assert signature["outputs"] == [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}]
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     for batch in (1, 7, 300):
@@ -54,7 +65,9 @@ def test_export_has_a_dynamic_batch_axis(digits: tuple[str, str]) -> None:
         assert out.shape == (batch, 10)
 
 
-def test_cnn_from_environment_writes_model_and_matching_metadata(digits: tuple[str, str], tmp_path: Path) -> None:
+def test_cnn_from_environment_writes_model_and_matching_metadata(
+    digits: tuple[str, str], tmp_path: Path
+) -> None:
     uri, digest = digits
     env = trainer_env(
         SLIPWAY_DATASET_URI=uri,
@@ -77,7 +90,12 @@ def test_cnn_from_environment_writes_model_and_matching_metadata(digits: tuple[s
     assert meta["model"]["classes"] == list(range(10))
     assert meta["dataset"]["digest"] == digest
     assert meta["modelType"] == "cnn"
-    assert meta["hyperparameters"] == {"channels": [8, 16], "dropout": 0.0, "hidden": 32, "kernel_size": 3}
+    assert meta["hyperparameters"] == {
+        "channels": [8, 16],
+        "dropout": 0.0,
+        "hidden": 32,
+        "kernel_size": 3,
+    }
     assert meta["parity"]["passed"] is True
     assert meta["metrics"]["validation"]["accuracy"] > 0.85
     assert set(meta["metrics"]["validation"]["perClass"]["3"]) == {"precision", "recall", "support"}

@@ -7,14 +7,25 @@ import signal
 from pathlib import Path
 
 import torch
-from conftest import run_trainer, trainer_env
 from torch.nn import functional as F
 
+from conftest import run_trainer, trainer_env
 from slipway_trainer.data import split
 from slipway_trainer.models import build_model
 from slipway_trainer.snapshot import load
 
-COMMON = ["--epochs", "3", "--batch-size", "64", "--checkpoint-every", "7", "--num-threads", "1", "--seed", "11"]
+COMMON = [
+    "--epochs",
+    "3",
+    "--batch-size",
+    "64",
+    "--checkpoint-every",
+    "7",
+    "--num-threads",
+    "1",
+    "--seed",
+    "11",
+]
 
 
 def test_tiny_model_overfits_one_batch(digits: tuple[str, str]) -> None:
@@ -51,11 +62,17 @@ def test_killed_run_resumes_to_the_same_weights(digits: tuple[str, str], tmp_pat
 
     for case, corrupt in (("resumed", False), ("corrupt", True)):
         out = tmp_path / case
-        killed = run_trainer([*base, "--output-uri", str(out)], env=trainer_env(SLIPWAY_TEST_KILL_AT_STEP="30"))
+        killed = run_trainer(
+            [*base, "--output-uri", str(out)], env=trainer_env(SLIPWAY_TEST_KILL_AT_STEP="30")
+        )
         assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
         assert not (out / "model.onnx").exists()
         ckpts = sorted((out / "checkpoints").glob("ckpt-*.pt"))
-        assert [p.name for p in ckpts] == ["ckpt-000000021.pt", "ckpt-000000023.pt", "ckpt-000000028.pt"]
+        assert [p.name for p in ckpts] == [
+            "ckpt-000000021.pt",
+            "ckpt-000000023.pt",
+            "ckpt-000000028.pt",
+        ]
         if corrupt:
             raw = bytearray(ckpts[-1].read_bytes())
             raw[-100] ^= 0xFF
@@ -75,25 +92,58 @@ def test_killed_run_resumes_to_the_same_weights(digits: tuple[str, str], tmp_pat
         assert _history(out) == _history(tmp_path / "straight")
 
 
-def test_unknown_hyperparameter_lists_the_valid_names(digits: tuple[str, str], tmp_path: Path) -> None:
-    result = run_trainer(["--dataset-uri", digits[0], "--output-uri", str(tmp_path), "--hparam", "hiden=32"])
+def test_unknown_hyperparameter_lists_the_valid_names(
+    digits: tuple[str, str], tmp_path: Path
+) -> None:
+    result = run_trainer(
+        ["--dataset-uri", digits[0], "--output-uri", str(tmp_path), "--hparam", "hiden=32"]
+    )
     assert result.returncode == 2
-    assert "unknown hyperparameter 'hiden' for model 'mlp'; valid: activation, dropout, hidden" in result.stderr
-    katib_style = run_trainer(["--dataset-uri", digits[0], "--output-uri", str(tmp_path), "--model-type", "cnn", "--layers=3"])
+    assert (
+        "unknown hyperparameter 'hiden' for model 'mlp'; valid: activation, dropout, hidden"
+        in result.stderr
+    )
+    katib_style = run_trainer(
+        [
+            "--dataset-uri",
+            digits[0],
+            "--output-uri",
+            str(tmp_path),
+            "--model-type",
+            "cnn",
+            "--layers=3",
+        ]
+    )
     assert katib_style.returncode == 2
     assert "valid: channels, dropout, hidden, kernel_size" in katib_style.stderr
 
 
 def test_bad_dataset_digest_stops_before_training(digits: tuple[str, str], tmp_path: Path) -> None:
     wrong = "sha256:" + "0" * 64
-    result = run_trainer(["--dataset-uri", digits[0], "--dataset-digest", wrong, "--output-uri", str(tmp_path / "o")])
+    result = run_trainer(
+        ["--dataset-uri", digits[0], "--dataset-digest", wrong, "--output-uri", str(tmp_path / "o")]
+    )
     assert result.returncode == 1
-    assert f"dataset digest mismatch for '{digits[0]}': expected {wrong}, found {digits[1]}" in result.stderr
+    assert (
+        f"dataset digest mismatch for '{digits[0]}': expected {wrong}, found {digits[1]}"
+        in result.stderr
+    )
     assert not (tmp_path / "o").exists()
 
 
 def test_nan_loss_stops_with_a_clear_message(digits: tuple[str, str], tmp_path: Path) -> None:
-    args = ["--dataset-uri", digits[0], "--output-uri", str(tmp_path), "--optimizer", "sgd", "--lr", "1e8", "--epochs", "2"]
+    args = [
+        "--dataset-uri",
+        digits[0],
+        "--output-uri",
+        str(tmp_path),
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e8",
+        "--epochs",
+        "2",
+    ]
     result = run_trainer(args)
     assert result.returncode == 1
     assert "error: loss is not finite (nan) at epoch 1" in result.stderr

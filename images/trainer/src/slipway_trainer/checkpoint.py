@@ -25,7 +25,7 @@ def _name(step: int) -> str:
 
 
 def save(folder: str, step: int, state: dict[str, Any], keep: int = 3) -> str:
-    """Write checkpoint ``step`` and its digest; prune older ones beyond ``keep``. Returns its URI."""
+    """Write checkpoint ``step`` and its digest, prune beyond ``keep``; return its URI."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()

@@ -1,4 +1,4 @@
-"""``python -m slipway_trainer``: verify the dataset, train, evaluate, export, check parity, publish.
+"""``python -m slipway_trainer``: verify data, train, evaluate, export, check parity, publish.
 
 Outputs under ``--output-uri`` (written by rank 0 only):
 
@@ -28,22 +28,24 @@ from .models import HyperparameterError
 def run(cfg: TrainConfig, log: Any = None) -> dict[str, Any]:
     """Run the whole job; returns the metadata document (empty on ranks other than 0)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    import torch
-
     from .distributed import barrier, setup, teardown
     from .engine import train
     from .steps import prepare, publish, write_json
 
     emit = log or (lambda msg: print(msg, flush=True))
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     ctx = setup(cfg.device)
     try:
         snap, data = prepare(cfg)
         emit(f"dataset {snap.uri} digest {snap.digest} rows {snap.table.num_rows} verified")
         metrics_uri = storage.join(cfg.output_uri, "metrics.json")
-        result = train(cfg, data, snap.digest, ctx, on_epoch=lambda h: write_json(metrics_uri, {"epochs": h}), log=emit)
+        result = train(
+            cfg,
+            data,
+            snap.digest,
+            ctx,
+            on_epoch=lambda h: write_json(metrics_uri, {"epochs": h}),
+            log=emit,
+        )
         meta: dict[str, Any] = {}
         if ctx.is_main:
             busy = result.timing["data"] + result.timing["compute"]
@@ -53,11 +55,27 @@ def run(cfg: TrainConfig, log: Any = None) -> dict[str, Any]:
                 "steps": result.steps,
                 "resumedFromStep": result.resumed_from_step,
             }
-            meta = publish(cfg, result.model, data, snap.digest, result.history, throughput, cfg.output_uri, ctx.world_size, ctx.device.type)
+            meta = publish(
+                cfg,
+                result.model,
+                data,
+                snap.digest,
+                result.history,
+                throughput,
+                cfg.output_uri,
+                ctx.world_size,
+                ctx.device.type,
+            )
             val = meta["metrics"]["validation"]
             emit(f"validation loss={val['loss']:.6f} accuracy={val['accuracy']:.6f}")
-            emit(f"parity max_abs_diff={meta['parity']['maxAbsDiff']:.3g} (atol {cfg.parity_atol}, rtol {cfg.parity_rtol}) passed")
-            emit(f"wrote model.onnx and metadata.json to {cfg.output_uri} (fingerprint {meta['fingerprint']})")
+            emit(
+                f"parity max_abs_diff={meta['parity']['maxAbsDiff']:.3g} "
+                f"(atol {cfg.parity_atol}, rtol {cfg.parity_rtol}) passed"
+            )
+            emit(
+                f"wrote model.onnx and metadata.json to {cfg.output_uri} "
+                f"(fingerprint {meta['fingerprint']})"
+            )
         barrier(ctx)
         return meta
     finally:

@@ -49,7 +49,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.hyperparameters = resolve_hyperparameters(self.model_type, self.hyperparameters)
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch-size must be at least 1")
         if not 0.0 < self.val_fraction < 1.0:
@@ -58,11 +60,21 @@ class TrainConfig:
             self.checkpoint_uri = self.output_uri.rstrip("/") + "/checkpoints"
 
     def training_parameters(self) -> dict[str, Any]:
-        """Everything that shapes the trained weights (part of the fingerprint and the checkpoint key)."""
-        keep = (
-            "label_column model_type hyperparameters epochs batch_size learning_rate optimizer momentum "
-            "weight_decay seed val_fraction split_seed"
-        ).split()
+        """Everything that shapes the trained weights (fingerprint and checkpoint key)."""
+        keep = [
+            "label_column",
+            "model_type",
+            "hyperparameters",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "optimizer",
+            "momentum",
+            "weight_decay",
+            "seed",
+            "val_fraction",
+            "split_seed",
+        ]
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -75,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m slipway_trainer",
         description="Train a model on a dataset snapshot, export ONNX and write metadata.",
         epilog="model hyperparameters: "
-        + "; ".join(f"{m}: {', '.join(f'{n} ({p.help}, default {p.default})' for n, p in s.items())}" for m, s in HYPERPARAMETERS.items()),
+        + "; ".join(
+            f"{m}: {', '.join(f'{n} ({p.help}, default {p.default})' for n, p in s.items())}"
+            for m, s in HYPERPARAMETERS.items()
+        ),
     )
     defaults = TrainConfig.__dataclass_fields__
     options: list[tuple[str, type, str]] = [
@@ -110,9 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
             dflt = defaults[attr].default
             default = None if dflt is None or callable(dflt) else dflt
         flags = [f"--{name}"] + (["--lr"] if name == "learning-rate" else [])
-        parser.add_argument(*flags, dest=attr, type=kind, default=default, help=f"{text} [env SLIPWAY_{attr.upper()}]")
-    parser.add_argument("--hparam", action="append", default=[], metavar="NAME=VALUE", help="model hyperparameter (repeatable)")
-    parser.add_argument("--print-fingerprint", action="store_true", help="print the run fingerprint as JSON and exit")
+        parser.add_argument(
+            *flags,
+            dest=attr,
+            type=kind,
+            default=default,
+            help=f"{text} [env SLIPWAY_{attr.upper()}]",
+        )
+    parser.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="model hyperparameter (repeatable)",
+    )
+    parser.add_argument(
+        "--print-fingerprint",
+        action="store_true",
+        help="print the run fingerprint as JSON and exit",
+    )
     return parser
 
 
@@ -137,7 +168,7 @@ def _extra_hparams(extras: list[str]) -> dict[str, str]:
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    """Parse arguments and environment into a validated config; returns ``(config, print_fingerprint)``."""
+    """Parse arguments and environment; returns ``(config, print_fingerprint)``."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     hparams: dict[str, Any] = {}
@@ -153,9 +184,15 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         key, value = item.split("=", 1)
         hparams[key.strip()] = value
     hparams.update(_extra_hparams(extras))
-    values = {k: v for k, v in vars(args).items() if k not in ("hparam", "print_fingerprint", "hyperparameters")}
+    values = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("hparam", "print_fingerprint", "hyperparameters")
+    }
     for required in ("dataset_uri", "output_uri"):
         if not values.get(required):
-            parser.error(f"--{required.replace('_', '-')} (or SLIPWAY_{required.upper()}) is required")
+            parser.error(
+                f"--{required.replace('_', '-')} (or SLIPWAY_{required.upper()}) is required"
+            )
     values = {k: v for k, v in values.items() if v is not None}
     return TrainConfig(hyperparameters=hparams, **values), bool(args.print_fingerprint)

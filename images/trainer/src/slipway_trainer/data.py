@@ -45,22 +45,34 @@ def _column_matrix(table: pa.Table, name: str) -> np.ndarray:
     if pa.types.is_fixed_size_list(column.type):
         flat = column.flatten().to_numpy(zero_copy_only=False)
         return np.asarray(flat, dtype=np.float32).reshape(len(column), column.type.list_size)
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
-        raise DataError(f"feature column {name!r} has type {column.type}; only numeric features are supported")
+    if not (
+        pa.types.is_integer(column.type)
+        or pa.types.is_floating(column.type)
+        or pa.types.is_boolean(column.type)
+    ):
+        raise DataError(
+            f"feature column {name!r} has type {column.type}; only numeric features are supported"
+        )
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, 1)
 
 
-def tensors(table: pa.Table, label_column: str) -> tuple[np.ndarray, np.ndarray, list[Any], list[int], list[str]]:
-    """``(features, label indices, classes, per-row input shape, feature columns)`` as numpy arrays."""
+def tensors(
+    table: pa.Table, label_column: str
+) -> tuple[np.ndarray, np.ndarray, list[Any], list[int], list[str]]:
+    """``(features, label indices, classes, per-row input shape, feature columns)``."""
     if label_column not in table.column_names:
-        raise DataError(f"label column {label_column!r} not in dataset columns {table.column_names}")
+        raise DataError(
+            f"label column {label_column!r} not in dataset columns {table.column_names}"
+        )
     features = [c for c in table.column_names if c != label_column]
     if not features:
         raise DataError("the dataset has no feature columns")
     matrices = [_column_matrix(table, name) for name in features]
     x = np.concatenate(matrices, axis=1) if len(matrices) > 1 else matrices[0]
     if np.isnan(x).any():
-        raise DataError("features contain NaN; add a maxNullFraction rule at ingestion or clean the source")
+        raise DataError(
+            "features contain NaN; add a maxNullFraction rule at ingestion or clean the source"
+        )
     shape = column_shape(table.schema.field(features[0])) if len(features) == 1 else [x.shape[1]]
     shape = shape or [1]
     labels = table.column(label_column).to_pylist()
@@ -73,14 +85,18 @@ def tensors(table: pa.Table, label_column: str) -> tuple[np.ndarray, np.ndarray,
 
 
 def split(table: pa.Table, label_column: str, val_fraction: float, split_seed: int) -> Split:
-    """Stratified split: each class contributes round(share * count) rows (at least one) to validation."""
+    """Stratified split: each class gives round(share * count) rows (at least 1) to validation."""
     x, y, classes, shape, features = tensors(table, label_column)
     rng = np.random.default_rng(split_seed)
     val_idx: list[np.ndarray] = []
     for cls in range(len(classes)):
         members = np.flatnonzero(y == cls)
         members = members[rng.permutation(len(members))]
-        take = min(max(1, round(val_fraction * len(members))), len(members) - 1) if len(members) > 1 else 0
+        take = (
+            min(max(1, round(val_fraction * len(members))), len(members) - 1)
+            if len(members) > 1
+            else 0
+        )
         val_idx.append(members[:take])
     val = np.sort(np.concatenate(val_idx)) if val_idx else np.zeros(0, np.int64)
     mask = np.ones(len(y), dtype=bool)

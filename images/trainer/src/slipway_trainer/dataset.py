@@ -42,21 +42,34 @@ def parse_rules(text: str) -> Rules:
 
 
 def ingest(
-    source: str, store: str, name: str, version: str, rules: Rules | None = None, allow_identical: bool = False
+    source: str,
+    store: str,
+    name: str,
+    version: str,
+    rules: Rules | None = None,
+    allow_identical: bool = False,
 ) -> IngestResult:
-    """Load ``source``, validate it (raising ``ValidationFailed`` with the report) and write the snapshot."""
+    """Load ``source``, validate it (``ValidationFailed`` has the report), write the snapshot."""
     table = load_source(source)
     report = validate(table, rules or Rules())
     if not report.ok:
         raise ValidationFailed(report)
     uri, digest = snapshot.write(
-        table, store, name, version, source=source, validation=report.to_dict(), allow_identical=allow_identical
+        table,
+        store,
+        name,
+        version,
+        source=source,
+        validation=report.to_dict(),
+        allow_identical=allow_identical,
     )
     return IngestResult(uri=uri, digest=digest, rows=table.num_rows, report=report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slipway_trainer.dataset", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m slipway_trainer.dataset", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_ingest = sub.add_parser("ingest", help="snapshot a source into a store")
     p_ingest.add_argument("--source", required=True)
@@ -64,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p_ingest.add_argument("--name", required=True)
     p_ingest.add_argument("--version", required=True)
     p_ingest.add_argument("--rules", default="", help="JSON object or @URI of one")
-    p_ingest.add_argument("--allow-identical", action="store_true", help="succeed if the version holds the same data")
+    p_ingest.add_argument(
+        "--allow-identical", action="store_true", help="succeed if the version holds the same data"
+    )
     p_verify = sub.add_parser("verify", help="verify a snapshot's files and digest")
     p_verify.add_argument("--uri", required=True)
     p_verify.add_argument("--digest", default="")
@@ -73,14 +88,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "ingest":
-            result = ingest(args.source, args.store, args.name, args.version, parse_rules(args.rules), args.allow_identical)
+            result = ingest(
+                args.source,
+                args.store,
+                args.name,
+                args.version,
+                parse_rules(args.rules),
+                args.allow_identical,
+            )
             print(result.report.to_text(), file=sys.stderr)
-            out = {"uri": result.uri, "digest": result.digest, "rows": result.rows, "validation": result.report.to_dict()}
+            out = {
+                "uri": result.uri,
+                "digest": result.digest,
+                "rows": result.rows,
+                "validation": result.report.to_dict(),
+            }
         elif args.command == "verify":
             snap = snapshot.load(args.uri, args.digest or None)
             out = {"uri": snap.uri, "digest": snap.digest, "rows": snap.table.num_rows}
         else:
-            out = {"source": args.source, "digest": snapshot.compute_digest(load_source(args.source))}
+            out = {
+                "source": args.source,
+                "digest": snapshot.compute_digest(load_source(args.source)),
+            }
     except (SourceError, snapshot.SnapshotError, ValidationFailed, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

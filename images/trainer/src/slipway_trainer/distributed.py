@@ -50,10 +50,15 @@ def setup(preference: str = "auto") -> Context:
     if world > 1 and not dist.is_initialized():
         missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
         if missing:
-            raise RuntimeError(f"WORLD_SIZE={world} but {', '.join(missing)} not set; launch with torchrun or a PyTorchJob")
+            raise RuntimeError(
+                f"WORLD_SIZE={world} but {', '.join(missing)} not set; "
+                "launch with torchrun or a PyTorchJob"
+            )
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", init_method="env://"
+        )
     return Context(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 

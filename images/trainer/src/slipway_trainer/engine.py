@@ -49,7 +49,9 @@ class Result:
 
 def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -61,7 +63,9 @@ def run_key(cfg: TrainConfig, dataset_digest: str) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def batches_for_epoch(n: int, batch_size: int, seed: int, epoch: int, world_size: int) -> list[torch.Tensor]:
+def batches_for_epoch(
+    n: int, batch_size: int, seed: int, epoch: int, world_size: int
+) -> list[torch.Tensor]:
     """The global batches of one epoch; a last batch smaller than the world size is dropped."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=generator)
@@ -79,10 +83,15 @@ def train(
     on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> Result:
-    """Train (resuming from the newest valid checkpoint) and return the unwrapped model and history."""
+    """Train, resuming from the newest valid checkpoint; return the unwrapped model and history."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     mean, std = split.feature_stats()
-    model = build_model(cfg.model_type, cfg.hyperparameters, split.input_shape, len(split.classes), mean, std).to(ctx.device)
+    model = build_model(
+        cfg.model_type, cfg.hyperparameters, split.input_shape, len(split.classes), mean, std
+    ).to(ctx.device)
     optimizer = make_optimizer(cfg, model.parameters())
     key = run_key(cfg, dataset_digest)
     state = checkpoint.load_latest(cfg.checkpoint_uri, key, log) if ctx.is_main else None
@@ -118,7 +127,9 @@ def train(
 
     net.train()
     while epoch < cfg.epochs:
-        batches = batches_for_epoch(len(split.x_train), cfg.batch_size, cfg.seed, epoch, ctx.world_size)
+        batches = batches_for_epoch(
+            len(split.x_train), cfg.batch_size, cfg.seed, epoch, ctx.world_size
+        )
         for b in range(next_batch, len(batches)):
             started = time.perf_counter()
             rows = batches[b][ctx.rank :: ctx.world_size]
@@ -129,14 +140,19 @@ def train(
             out = net(xb)
             loss_sum = F.cross_entropy(out, yb, reduction="sum")
             stats = torch.stack(
-                [loss_sum.detach().double(), (out.argmax(1) == yb).sum().double(), torch.tensor(len(rows), dtype=torch.float64, device=ctx.device)]
+                [
+                    loss_sum.detach().double(),
+                    (out.argmax(1) == yb).sum().double(),
+                    torch.tensor(len(rows), dtype=torch.float64, device=ctx.device),
+                ]
             )
             all_reduce_sum(stats, ctx)
             global_loss = float(stats[0] / stats[2])
             if not torch.isfinite(stats[0]):
                 raise TrainingError(
-                    f"loss is not finite ({global_loss}) at epoch {epoch + 1}, step {step + 1}; training stopped. "
-                    f"Lower the learning rate (now {cfg.learning_rate}) or check the data for extreme values"
+                    f"loss is not finite ({global_loss}) at epoch {epoch + 1}, step {step + 1}; "
+                    f"training stopped. Lower the learning rate (now {cfg.learning_rate}) "
+                    "or check the data for extreme values"
                 )
             (loss_sum * (ctx.world_size / len(batches[b]))).backward()
             optimizer.step()
@@ -163,10 +179,14 @@ def train(
                 log(f"test hook {KILL_AT_STEP_ENV}={kill_at}: killing this process with SIGKILL")
                 os.kill(os.getpid(), signal.SIGKILL)
         epoch, next_batch = epoch + 1, 0
-    return Result(model=model, history=history, steps=step, resumed_from_step=resumed_from, timing=timing)
+    return Result(
+        model=model, history=history, steps=step, resumed_from_step=resumed_from, timing=timing
+    )
 
 
-def _epoch_record(epoch: int, sums: list[float], model: nn.Module, split: Split, ctx: Context) -> dict[str, Any]:
+def _epoch_record(
+    epoch: int, sums: list[float], model: nn.Module, split: Split, ctx: Context
+) -> dict[str, Any]:
     val = evaluate(model, split.x_val, split.y_val, split.classes, ctx.device)
     rows = max(sums[2], 1.0)
     return {

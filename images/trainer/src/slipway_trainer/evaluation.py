@@ -10,16 +10,22 @@ from torch.nn import functional as F
 
 
 @torch.no_grad()
-def logits_of(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+def logits_of(
+    model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1024
+) -> torch.Tensor:
     """Model outputs for ``x`` in eval mode (restores the previous mode), on the CPU."""
     was_training = model.training
     model.eval()
-    outs = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    outs = [
+        model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)
+    ]
     model.train(was_training)
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
-def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes: list[Any]) -> dict[str, Any]:
+def classification_metrics(
+    logits: torch.Tensor, y: torch.Tensor, classes: list[Any]
+) -> dict[str, Any]:
     """Loss, accuracy, per-class precision/recall/support and their macro averages."""
     loss = F.cross_entropy(logits, y).item() if len(y) else float("nan")
     pred = logits.argmax(dim=1)
@@ -44,5 +50,7 @@ def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes: list[
     }
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[Any], device: torch.device) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[Any], device: torch.device
+) -> dict[str, Any]:
     return classification_metrics(logits_of(model, x, device), y, classes)

@@ -53,7 +53,10 @@ def export_onnx(model: nn.Module, input_shape: list[int], opset: int = 17) -> by
 
 
 def _dims(value_info: Any) -> list[int | str]:
-    return [d.dim_param if d.dim_param else int(d.dim_value) for d in value_info.type.tensor_type.shape.dim]
+    return [
+        d.dim_param if d.dim_param else int(d.dim_value)
+        for d in value_info.type.tensor_type.shape.dim
+    ]
 
 
 def describe(onnx_bytes: bytes) -> dict[str, Any]:
@@ -80,7 +83,10 @@ def parity_check(
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     expected = logits_of(model.to("cpu"), x, torch.device("cpu")).numpy()
     got = np.concatenate(
-        [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + 512].numpy()})[0] for i in range(0, len(x), 512)]
+        [
+            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + 512].numpy()})[0]
+            for i in range(0, len(x), 512)
+        ]
     )
     if got.shape != expected.shape:
         raise ParityError(f"onnx output shape {got.shape} != torch {expected.shape}")
@@ -89,7 +95,7 @@ def parity_check(
     worst = float(diff.max()) if diff.size else 0.0
     agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean()) if len(got) else 1.0
     report = {
-        "samples": int(len(x)),
+        "samples": len(x),
         "maxAbsDiff": worst,
         "atol": atol,
         "rtol": rtol,
@@ -99,8 +105,10 @@ def parity_check(
     if not report["passed"]:
         over = int((diff > bound).sum())
         raise ParityError(
-            f"ONNX parity check failed on {len(x)} validation rows: max |onnxruntime - torch| = {worst:.3g} "
-            f"({over} values beyond atol={atol} + rtol={rtol}*|torch|), argmax agreement {agreement:.4f}; "
+            f"ONNX parity check failed on {len(x)} validation rows: "
+            f"max |onnxruntime - torch| = {worst:.3g} "
+            f"({over} values beyond atol={atol} + rtol={rtol}*|torch|), "
+            f"argmax agreement {agreement:.4f}; "
             "the export does not reproduce the trained model"
         )
     return report

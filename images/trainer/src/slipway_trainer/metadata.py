@@ -71,7 +71,11 @@ def build(
             "outputs": signature["outputs"],
             "classes": classes,
         },
-        "dataset": {"uri": cfg.dataset_uri, "digest": dataset_digest, "labelColumn": cfg.label_column},
+        "dataset": {
+            "uri": cfg.dataset_uri,
+            "digest": dataset_digest,
+            "labelColumn": cfg.label_column,
+        },
         "modelType": cfg.model_type,
         "hyperparameters": params["hyperparameters"],
         "training": {

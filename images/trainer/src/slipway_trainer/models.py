@@ -35,14 +35,20 @@ HYPERPARAMETERS: dict[str, dict[str, Param]] = {
         "activation": Param("str", "relu", "relu, tanh or gelu"),
     },
     "cnn": {
-        "channels": Param("ints", [16, 32], "output channels of each conv block (conv, relu, 2x2 max-pool)"),
+        "channels": Param(
+            "ints", [16, 32], "output channels of each conv block (conv, relu, 2x2 max-pool)"
+        ),
         "kernel_size": Param("int", 3, "convolution kernel size (odd)"),
         "hidden": Param("int", 64, "width of the dense layer after the conv blocks"),
         "dropout": Param("float", 0.0, "dropout probability before the classifier"),
     },
 }
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
 
 
 def _coerce(model_type: str, name: str, param: Param, value: Any) -> Any:
@@ -61,23 +67,33 @@ def _coerce(model_type: str, name: str, param: Param, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError) as err:
-        raise HyperparameterError(f"hyperparameter {name!r} of model {model_type!r} must be {param.kind}, got {value!r}") from err
+        raise HyperparameterError(
+            f"hyperparameter {name!r} of model {model_type!r} must be {param.kind}, got {value!r}"
+        ) from err
 
 
 def resolve_hyperparameters(model_type: str, given: dict[str, Any]) -> dict[str, Any]:
     """Validated hyperparameters with defaults filled in (sorted by name)."""
     if model_type not in HYPERPARAMETERS:
-        raise HyperparameterError(f"unknown model type {model_type!r}; valid: {', '.join(sorted(HYPERPARAMETERS))}")
+        raise HyperparameterError(
+            f"unknown model type {model_type!r}; valid: {', '.join(sorted(HYPERPARAMETERS))}"
+        )
     spec = HYPERPARAMETERS[model_type]
     unknown = sorted(set(given) - set(spec))
     if unknown:
         raise HyperparameterError(
-            f"unknown hyperparameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"unknown hyperparameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} "
             f"for model {model_type!r}; valid: {', '.join(sorted(spec))}"
         )
-    resolved = {name: _coerce(model_type, name, p, given.get(name, p.default)) for name, p in spec.items()}
+    resolved = {
+        name: _coerce(model_type, name, p, given.get(name, p.default)) for name, p in spec.items()
+    }
     if model_type == "mlp" and resolved["activation"] not in ACTIVATIONS:
-        raise HyperparameterError(f"activation must be one of {', '.join(sorted(ACTIVATIONS))}, got {resolved['activation']!r}")
+        raise HyperparameterError(
+            f"activation must be one of {', '.join(sorted(ACTIVATIONS))}, "
+            f"got {resolved['activation']!r}"
+        )
     if not 0.0 <= resolved["dropout"] < 1.0:
         raise HyperparameterError(f"dropout must be in [0, 1), got {resolved['dropout']}")
     return dict(sorted(resolved.items()))
@@ -96,7 +112,15 @@ class Standardize(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, input_shape: list[int], classes: int, norm: Standardize, hidden: list[int], dropout: float, activation: str) -> None:
+    def __init__(
+        self,
+        input_shape: list[int],
+        classes: int,
+        norm: Standardize,
+        hidden: list[int],
+        dropout: float,
+        activation: str,
+    ) -> None:
         super().__init__()
         width = 1
         for dim in input_shape:
@@ -116,11 +140,21 @@ class MLP(nn.Module):
 
 class CNN(nn.Module):
     def __init__(
-        self, input_shape: list[int], classes: int, norm: Standardize, channels: list[int], kernel_size: int, hidden: int, dropout: float
+        self,
+        input_shape: list[int],
+        classes: int,
+        norm: Standardize,
+        channels: list[int],
+        kernel_size: int,
+        hidden: int,
+        dropout: float,
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise HyperparameterError(f"model 'cnn' needs image-shaped features (C, H, W); this dataset's are {input_shape}")
+            raise HyperparameterError(
+                "model 'cnn' needs image-shaped features (C, H, W); "
+                f"this dataset's are {input_shape}"
+            )
         if kernel_size % 2 == 0:
             raise HyperparameterError(f"kernel_size must be odd, got {kernel_size}")
         blocks: list[nn.Module] = [norm]
@@ -143,11 +177,18 @@ class CNN(nn.Module):
 
 
 def build_model(
-    model_type: str, hyperparameters: dict[str, Any], input_shape: list[int], classes: int, mean: torch.Tensor, std: torch.Tensor
+    model_type: str,
+    hyperparameters: dict[str, Any],
+    input_shape: list[int],
+    classes: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
 ) -> nn.Module:
     """Construct a model; call after seeding torch so initial weights are reproducible."""
     hp = resolve_hyperparameters(model_type, hyperparameters)
     norm = Standardize(mean, std)
     if model_type == "mlp":
         return MLP(input_shape, classes, norm, hp["hidden"], hp["dropout"], hp["activation"])
-    return CNN(input_shape, classes, norm, hp["channels"], hp["kernel_size"], hp["hidden"], hp["dropout"])
+    return CNN(
+        input_shape, classes, norm, hp["channels"], hp["kernel_size"], hp["hidden"], hp["dropout"]
+    )

@@ -2,7 +2,7 @@
 
 A snapshot version lives at ``<store>/<name>/<version>/``::
 
-    manifest.json        canonical JSON: format, row count, schema, and each data file's sha256/rows/bytes
+    manifest.json        canonical JSON: format, rows, schema, each data file's sha256/rows/bytes
     data/part-00000.parquet ...
     provenance.json      where the data came from and when (not part of the digest)
     validation.json      the validation report, when rules were given (not part of the digest)
@@ -67,19 +67,26 @@ def digest_of(manifest_bytes: bytes) -> str:
 
 def schema_of(table: pa.Table) -> list[dict[str, Any]]:
     return [
-        {"name": f.name, "dtype": column_dtype(f), "shape": column_shape(f), "nullable": bool(f.nullable)}
+        {
+            "name": f.name,
+            "dtype": column_dtype(f),
+            "shape": column_shape(f),
+            "nullable": bool(f.nullable),
+        }
         for f in table.schema
     ]
 
 
 def _normalise(table: pa.Table) -> pa.Table:
-    """Canonical form, so the bytes depend on the data only: no schema-level metadata (e.g. pandas'),
+    """Canonical form, so the bytes depend on the data only: no schema-level metadata,
     one chunk, and list children named ``item`` (Parquet reads them back as ``element``)."""
     fields = []
     for f in table.schema:
         if pa.types.is_fixed_size_list(f.type):
             child = pa.field("item", f.type.value_type, nullable=f.type.value_field.nullable)
-            f = pa.field(f.name, pa.list_(child, f.type.list_size), nullable=f.nullable, metadata=f.metadata)
+            f = pa.field(
+                f.name, pa.list_(child, f.type.list_size), nullable=f.nullable, metadata=f.metadata
+            )
         fields.append(f)
     return table.replace_schema_metadata(None).cast(pa.schema(fields)).combine_chunks()
 
@@ -109,8 +116,20 @@ def build(table: pa.Table, rows_per_file: int = ROWS_PER_FILE) -> tuple[bytes, d
         data = _parquet_bytes(part)
         path = f"data/part-{index:05d}.parquet"
         files[path] = data
-        entries.append({"path": path, "sha256": storage.sha256_bytes(data), "rows": part.num_rows, "bytes": len(data)})
-    manifest = {"format": FORMAT, "rows": table.num_rows, "schema": schema_of(table), "files": entries}
+        entries.append(
+            {
+                "path": path,
+                "sha256": storage.sha256_bytes(data),
+                "rows": part.num_rows,
+                "bytes": len(data),
+            }
+        )
+    manifest = {
+        "format": FORMAT,
+        "rows": table.num_rows,
+        "schema": schema_of(table),
+        "files": entries,
+    }
     return canonical_json(manifest), files
 
 
@@ -122,7 +141,9 @@ def compute_digest(table: pa.Table) -> str:
 def version_uri(store: str, name: str, version: str) -> str:
     for label, value in (("name", name), ("version", version)):
         if not value or "/" in value or value.startswith("."):
-            raise SnapshotError(f"invalid snapshot {label} {value!r}: non-empty, no '/', not starting with '.'")
+            raise SnapshotError(
+                f"invalid snapshot {label} {value!r}: non-empty, no '/', not starting with '.'"
+            )
     return storage.join(store, name, version)
 
 
@@ -150,7 +171,9 @@ def write(
     version holding exactly the same data is returned instead, so a retried ingestion is idempotent.
     """
     uri = version_uri(store, name, version)
-    return uri, write_at(table, uri, source=source, validation=validation, allow_identical=allow_identical)
+    return uri, write_at(
+        table, uri, source=source, validation=validation, allow_identical=allow_identical
+    )
 
 
 def write_at(
@@ -172,7 +195,11 @@ def write_at(
             f"snapshot {uri} already exists with digest {found}; snapshots are immutable, "
             "write a new version instead"
         )
-    extras = {PROVENANCE: canonical_json({"source": source, "digest": digest, "createdAt": int(time.time())})}
+    extras = {
+        PROVENANCE: canonical_json(
+            {"source": source, "digest": digest, "createdAt": int(time.time())}
+        )
+    }
     if validation is not None:
         extras[VALIDATION] = canonical_json(validation)
     if storage.is_local(uri):
@@ -195,13 +222,25 @@ def copy(
     keeping its provenance and its validation report (or the one given)."""
     snap = load(source_uri, expected_digest)
     provenance_uri = storage.join(source_uri, PROVENANCE)
-    source = json.loads(storage.read_bytes(provenance_uri)).get("source", "") if storage.exists(provenance_uri) else ""
+    source = (
+        json.loads(storage.read_bytes(provenance_uri)).get("source", "")
+        if storage.exists(provenance_uri)
+        else ""
+    )
     validation_uri = storage.join(source_uri, VALIDATION)
     if validation is None and storage.exists(validation_uri):
         validation = json.loads(storage.read_bytes(validation_uri))
-    digest = write_at(snap.table, target_uri, source=source, validation=validation, allow_identical=allow_identical)
+    digest = write_at(
+        snap.table,
+        target_uri,
+        source=source,
+        validation=validation,
+        allow_identical=allow_identical,
+    )
     if digest != snap.digest:
-        raise SnapshotError(f"copy of {source_uri} to {target_uri} has digest {digest}, expected {snap.digest}")
+        raise SnapshotError(
+            f"copy of {source_uri} to {target_uri} has digest {digest}, expected {snap.digest}"
+        )
     return digest
 
 
@@ -223,7 +262,8 @@ def _write_local(uri: str, manifest: bytes, files: dict[str, bytes]) -> None:
             os.rename(staging, path)
         except OSError as err:
             raise SnapshotExistsError(
-                f"snapshot {uri} already exists; snapshots are immutable, write a new version instead"
+                f"snapshot {uri} already exists; snapshots are immutable, "
+                "write a new version instead"
             ) from err
     finally:
         if os.path.isdir(staging):
@@ -252,10 +292,13 @@ def load(uri: str, expected_digest: str | None = None) -> Snapshot:
         actual = storage.sha256_bytes(data)
         if actual != entry["sha256"]:
             raise SnapshotError(
-                f"data file {entry['path']} of {uri!r} is corrupt: sha256 {actual} != manifest {entry['sha256']}"
+                f"data file {entry['path']} of {uri!r} is corrupt: "
+                f"sha256 {actual} != manifest {entry['sha256']}"
             )
         tables.append(pq.read_table(io.BytesIO(data)))
     table = _normalise(pa.concat_tables(tables)) if tables else pa.table({})
     if table.num_rows != manifest["rows"]:
-        raise SnapshotError(f"snapshot {uri!r} has {table.num_rows} rows, manifest says {manifest['rows']}")
+        raise SnapshotError(
+            f"snapshot {uri!r} has {table.num_rows} rows, manifest says {manifest['rows']}"
+        )
     return Snapshot(uri=uri, digest=digest, manifest=manifest, table=table)

@@ -42,7 +42,9 @@ def tensor_column(name: str, values: np.ndarray) -> tuple[pa.Field, pa.Array]:
     flat = np.ascontiguousarray(values.reshape(rows, -1))
     width = flat.shape[1]
     array = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), width)
-    field = pa.field(name, array.type, nullable=False, metadata={SHAPE_KEY: json.dumps(shape).encode()})
+    field = pa.field(
+        name, array.type, nullable=False, metadata={SHAPE_KEY: json.dumps(shape).encode()}
+    )
     return field, array
 
 
@@ -109,7 +111,9 @@ def load_source(uri: str) -> pa.Table:
     if uri.startswith("builtin://"):
         name = uri[len("builtin://") :]
         if name not in BUILTINS:
-            raise SourceError(f"unknown builtin dataset {name!r}; valid: {', '.join(sorted(BUILTINS))}")
+            raise SourceError(
+                f"unknown builtin dataset {name!r}; valid: {', '.join(sorted(BUILTINS))}"
+            )
         return BUILTINS[name]()
     fs, path = storage.filesystem(uri)
     if not fs.exists(path):

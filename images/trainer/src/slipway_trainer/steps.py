@@ -37,11 +37,19 @@ def prepare(cfg: TrainConfig) -> tuple[Snapshot, Split]:
     return snap, split(snap.table, cfg.label_column, cfg.val_fraction, cfg.split_seed)
 
 
-def save_trained(folder: str, cfg: TrainConfig, digest: str, data: Split, model: nn.Module, extra: dict[str, Any]) -> None:
+def save_trained(
+    folder: str, cfg: TrainConfig, digest: str, data: Split, model: nn.Module, extra: dict[str, Any]
+) -> None:
     buffer = io.BytesIO()
     torch.save(model.to("cpu").state_dict(), buffer)
     storage.write_bytes(storage.join(folder, "model.pt"), buffer.getvalue())
-    info = {"config": asdict(cfg), "datasetDigest": digest, "classes": data.classes, "inputShape": data.input_shape, **extra}
+    info = {
+        "config": asdict(cfg),
+        "datasetDigest": digest,
+        "classes": data.classes,
+        "inputShape": data.input_shape,
+        **extra,
+    }
     write_json(storage.join(folder, TRAIN_INFO), info)
 
 
@@ -50,8 +58,19 @@ def load_trained(folder: str) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     info = json.loads(storage.read_bytes(storage.join(folder, TRAIN_INFO)))
     cfg = TrainConfig(**info["config"])
     shape = info["inputShape"]
-    model = build_model(cfg.model_type, cfg.hyperparameters, shape, len(info["classes"]), torch.zeros(shape), torch.ones(shape))
-    state = torch.load(io.BytesIO(storage.read_bytes(storage.join(folder, "model.pt"))), map_location="cpu", weights_only=True)
+    model = build_model(
+        cfg.model_type,
+        cfg.hyperparameters,
+        shape,
+        len(info["classes"]),
+        torch.zeros(shape),
+        torch.ones(shape),
+    )
+    state = torch.load(
+        io.BytesIO(storage.read_bytes(storage.join(folder, "model.pt"))),
+        map_location="cpu",
+        weights_only=True,
+    )
     model.load_state_dict(state)
     return model.eval(), cfg, info
 
@@ -75,7 +94,7 @@ def publish(
     world_size: int = 1,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Evaluate, export, check parity (raising ``ParityError``) and write the outputs; returns metadata."""
+    """Evaluate, export, check parity (``ParityError``), write the outputs; return metadata."""
     model = model.to("cpu").eval()
     final = evaluate(model, data.x_val, data.y_val, data.classes, torch.device("cpu"))
     onnx_bytes = export_onnx(model, data.input_shape, cfg.opset)
@@ -90,7 +109,15 @@ def publish(
     storage.write_bytes(storage.join(output_uri, "model.pt"), buffer.getvalue())
     storage.write_bytes(storage.join(output_uri, "model.onnx"), onnx_bytes)
     meta = metadata.build(
-        cfg, digest, storage.sha256_bytes(onnx_bytes), describe(onnx_bytes), data.classes, metrics, parity, world_size, device
+        cfg,
+        digest,
+        storage.sha256_bytes(onnx_bytes),
+        describe(onnx_bytes),
+        data.classes,
+        metrics,
+        parity,
+        world_size,
+        device,
     )
     write_json(storage.join(output_uri, "metadata.json"), meta)
     return meta

@@ -51,7 +51,9 @@ def read_bytes(uri: str) -> bytes:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole file; on local disks through a temporary name and an atomic rename."""
     fs, path = filesystem(uri)
-    parent = posixpath.dirname(path) if not isinstance(fs, LocalFileSystem) else os.path.dirname(path)
+    parent = (
+        posixpath.dirname(path) if not isinstance(fs, LocalFileSystem) else os.path.dirname(path)
+    )
     if parent:
         fs.makedirs(parent, exist_ok=True)
     if isinstance(fs, LocalFileSystem):

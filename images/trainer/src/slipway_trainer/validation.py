@@ -2,12 +2,12 @@
 
 Rules come as a JSON object (the Dataset CR's ``validation`` block); unknown keys are rejected::
 
-    {"requiredColumns": {"image": "float32", "label": "int"},   # dtype, or a family: int/float/numeric/string/any
+    {"requiredColumns": {"image": "float32", "label": "int"},  # or int/float/numeric/string/any
      "minRows": 100,
      "maxNullFraction": 0.0,        # per column; NaN in float columns counts as null
      "labelColumn": "label",
      "allowedLabels": [0, 1, 2],    # the label set
-     "minClassFraction": 0.05,      # balance: every allowed (or seen) class has at least this share of rows
+     "minClassFraction": 0.05,      # balance: every allowed (or seen) class has this share of rows
      "maxClassRatio": 3.0}          # balance: largest class count / smallest class count
 
 Every rule yields a check line; a snapshot is written only when all checks pass.
@@ -52,7 +52,9 @@ class Rules:
         for key, value in raw.items():
             name = camel.get(key, key)
             if name not in names:
-                raise ValueError(f"unknown validation rule {key!r}; valid: {', '.join(sorted(camel))}")
+                raise ValueError(
+                    f"unknown validation rule {key!r}; valid: {', '.join(sorted(camel))}"
+                )
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -99,7 +101,9 @@ def _null_rows(column: pa.ChunkedArray) -> int:
     nulls = column.null_count
     col_type = column.type
     if pa.types.is_fixed_size_list(col_type) and pa.types.is_floating(col_type.value_type):
-        flat = np.asarray(column.combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+        flat = np.asarray(
+            column.combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float64
+        )
         width = col_type.list_size
         valid = column.combine_chunks().is_valid().to_numpy(zero_copy_only=False)
         nan_rows = np.isnan(flat.reshape(-1, width)).any(axis=1) if width else np.zeros(0, bool)
@@ -113,11 +117,15 @@ def _null_rows(column: pa.ChunkedArray) -> int:
 def validate(table: pa.Table, rules: Rules) -> Report:
     """Run every rule against the table and return the report (never raises on a failed rule)."""
     rows = table.num_rows
-    checks = [Check("minRows", rows >= rules.min_rows, f"{rows} rows, need at least {rules.min_rows}")]
+    checks = [
+        Check("minRows", rows >= rules.min_rows, f"{rows} rows, need at least {rules.min_rows}")
+    ]
     dtypes = {f.name: column_dtype(f) for f in table.schema}
     for name, wanted in sorted(rules.required_columns.items()):
         if name not in dtypes:
-            checks.append(Check(f"requiredColumns[{name}]", False, f"missing; columns are {sorted(dtypes)}"))
+            checks.append(
+                Check(f"requiredColumns[{name}]", False, f"missing; columns are {sorted(dtypes)}")
+            )
             continue
         found = dtypes[name]
         ok = FAMILIES[wanted](found) if wanted in FAMILIES else found == wanted
@@ -131,10 +139,15 @@ def validate(table: pa.Table, rules: Rules) -> Report:
         Check(
             "maxNullFraction",
             worst <= rules.max_null_fraction,
-            f"highest null fraction {worst:.4f} (column {worst_name!r}), allowed {rules.max_null_fraction}",
+            f"highest null fraction {worst:.4f} (column {worst_name!r}), "
+            f"allowed {rules.max_null_fraction}",
         )
     )
-    if rules.allowed_labels is not None or rules.min_class_fraction is not None or rules.max_class_ratio is not None:
+    if (
+        rules.allowed_labels is not None
+        or rules.min_class_fraction is not None
+        or rules.max_class_ratio is not None
+    ):
         checks += _label_checks(table, rules)
     return Report(rows=rows, checks=checks)
 
@@ -150,7 +163,11 @@ def _label_checks(table: pa.Table, rules: Rules) -> list[Check]:
         allowed = set(rules.allowed_labels)
         unexpected = sorted({str(v) for v in counts if v not in allowed})
         checks.append(
-            Check("allowedLabels", not unexpected, f"unexpected labels {unexpected}" if unexpected else "all labels allowed")
+            Check(
+                "allowedLabels",
+                not unexpected,
+                f"unexpected labels {unexpected}" if unexpected else "all labels allowed",
+            )
         )
         classes = list(rules.allowed_labels)
     total = max(len(labels), 1)
@@ -169,6 +186,10 @@ def _label_checks(table: pa.Table, rules: Rules) -> list[Check]:
         sizes = [counts.get(c, 0) for c in classes] or [0]
         ratio = max(sizes) / min(sizes) if min(sizes) else float("inf")
         checks.append(
-            Check("maxClassRatio", ratio <= rules.max_class_ratio, f"largest/smallest class {ratio:.3f}, allowed {rules.max_class_ratio}")
+            Check(
+                "maxClassRatio",
+                ratio <= rules.max_class_ratio,
+                f"largest/smallest class {ratio:.3f}, allowed {rules.max_class_ratio}",
+            )
         )
     return checks
