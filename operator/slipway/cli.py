@@ -60,7 +60,11 @@ def _run(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from slipway.devcluster import commands
 
-    return commands.main(args)
+    try:
+        return commands.main(args)
+    except (RuntimeError, FileNotFoundError) as exc:
+        print(f"slipway: {exc}", file=sys.stderr)
+        return 1
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""`slipway dev up | status | down` as a newcomer runs them: real processes, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def slipway(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slipway", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_status_down_leaves_no_process_or_port(tmp_path: Path) -> None:
+    state = tmp_path / "dev"
+    up = slipway("dev", "up", "--state", str(state))
+    assert up.returncode == 0, up.stderr
+    assert "installed 11 CRDs" in up.stdout
+    pids = json.loads((state / "pids.json").read_text())
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    server = yaml.safe_load((state / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    port = int(server.rsplit(":", 1)[1])
+    assert port_open(port)
+    assert "certificate-authority-data" in (state / "kubeconfig").read_text()
+
+    status = slipway("dev", "status", "--state", str(state))
+    assert status.returncode == 0 and "kube-apiserver" in status.stdout
+
+    down = slipway("dev", "down", "--state", str(state))
+    assert down.returncode == 0, down.stderr
+    for pid in pids.values():
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    assert not port_open(port)
+    assert slipway("dev", "status", "--state", str(state)).returncode == 1
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_up_refuses_a_second_cluster_on_the_same_state(tmp_path: Path) -> None:
+    state = tmp_path / "dev"
+    assert slipway("dev", "up", "--state", str(state)).returncode == 0
+    try:
+        again = slipway("dev", "up", "--state", str(state))
+        assert again.returncode != 0
+        assert "already running" in again.stderr
+        assert "Traceback" not in again.stderr
+    finally:
+        slipway("dev", "down", "--state", str(state))
+    assert os.path.exists(state / "logs" / "kube-apiserver.log")
