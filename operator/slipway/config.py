@@ -56,7 +56,9 @@ class OperatorConfig(_Config):
     serving: Literal["seldon", "none"] = "seldon"
     traffic: Literal["istio", "none"] = "istio"
     field_manager: str = "slipway"
-    namespace: str | None = Field(default=None, description="Watch one namespace; None: all.")
+    namespace: str | None = Field(
+        default=None, description="Watch one namespace (or a glob such as 'team-*'); None: all."
+    )
     resync_seconds: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     health_port: int = Field(default=8081, ge=0, le=65535)

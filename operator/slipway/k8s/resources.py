@@ -44,6 +44,7 @@ _TABLE = [
         namespaced=False,
     ),
     Resource("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
+    Resource("kopf.dev/v1", "KopfPeering", "kopfpeerings"),
     Resource("machinelearning.seldon.io/v1", "SeldonDeployment", "seldondeployments"),
     Resource("networking.istio.io/v1", "VirtualService", "virtualservices"),
     Resource("networking.istio.io/v1", "DestinationRule", "destinationrules"),
