@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,6 @@ from pathlib import Path
 import pytest
 
 from conftest import run_trainer, trainer_env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_two_processes_match_one(digits: tuple[str, str], tmp_path: Path) -> None:
@@ -39,20 +32,11 @@ def test_two_processes_match_one(digits: tuple[str, str], tmp_path: Path) -> Non
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--nnodes",
-        "1",
+        "--standalone",
         "--nproc-per-node",
         "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        "-m",
-        "slipway_trainer",
-        *args,
-        "--output-uri",
-        str(tmp_path / "two"),
     ]
+    launch += ["-m", "slipway_trainer", *args, "--output-uri", str(tmp_path / "two")]
     ddp = subprocess.run(
         launch, env=trainer_env(), capture_output=True, text=True, timeout=300, check=False
     )
