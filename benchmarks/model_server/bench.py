@@ -72,7 +72,12 @@ def body_for(layers: tuple[int, ...]) -> tuple[dict[str, object], np.ndarray]:
 
 
 def raw_onnxruntime(path: Path, x: np.ndarray, concurrency: int, seconds: float) -> Result:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()  # the same options as both servers use
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     feeds = {"x": x}
     for _ in range(50):
         session.run(None, feeds)
@@ -266,31 +271,56 @@ def main() -> None:
             result.model = name
             results.append(result)
             print(f"  {result}", flush=True)
-        for server_kind in args.servers.split(","):
+        results += measure_servers(args, name, path, body, reference(x), body_file, levels, work)
+    write_report(results, Path(args.out), load_before, args.repeat)
+
+
+def measure_servers(
+    args: argparse.Namespace,
+    name: str,
+    path: Path,
+    body: dict[str, object],
+    expected: np.ndarray,
+    body_file: Path,
+    levels: list[int],
+    work: Path,
+) -> list[Result]:
+    """Start every server configuration, then measure them interleaved: each round runs all of
+    them back to back, so a change in background load hits every configuration alike."""
+    configs: list[tuple[str, str, Server]] = []
+    try:
+        for kind in args.servers.split(","):
             for batching in (False, True):
-                log = work / f"{server_kind}-{name}-{batching}.log"
-                if server_kind == "slipway":
+                if kind == "slipway":
+                    log = work / f"slipway-{name}-{batching}.log"
                     server = start_slipway(args, path, batching, log)
                 else:
                     server = start_mlserver(args, path, batching, work)
-                try:
-                    server.wait_ready()
-                    server.check(body, reference(x))
-                    for c in levels:
-                        wrk(server.url, body_file, c, args.warmup)
-                        runs = [
-                            wrk(server.url, body_file, c, args.seconds) for _ in range(args.repeat)
-                        ]
-                        rps, p50, p99, _ = sorted(runs)[len(runs) // 2]  # the median run by req/s
-                        errors = sum(run[3] for run in runs)
-                        label = "Slipway" if server_kind == "slipway" else "MLServer 1.7.1"
-                        batch = f"{WINDOW_MS:g} ms / {MAX_BATCH}" if batching else "off"
-                        result = Result(name, label, batch, c, rps, p50, p99, errors)
-                        results.append(result)
-                        print(f"  {result}", flush=True)
-                finally:
-                    server.stop()
-    write_report(results, Path(args.out), load_before, args.repeat)
+                label = "Slipway" if kind == "slipway" else "MLServer 1.7.1"
+                batch = f"{WINDOW_MS:g} ms / {MAX_BATCH}" if batching else "off"
+                configs.append((label, batch, server))
+        for _, _, server in configs:
+            server.wait_ready()
+            server.check(body, expected)
+        results = []
+        for c in levels:
+            runs: dict[int, list[tuple[float, float, float, int]]] = {}
+            for _, _, server in configs:
+                wrk(server.url, body_file, c, args.warmup)
+            for _ in range(args.repeat):
+                for index, (_, _, server) in enumerate(configs):
+                    runs.setdefault(index, []).append(wrk(server.url, body_file, c, args.seconds))
+            for index, (label, batch, _) in enumerate(configs):
+                ordered = sorted(runs[index])
+                rps, p50, p99, _ = ordered[len(ordered) // 2]  # the median run by req/s
+                errors = sum(run[3] for run in ordered)
+                result = Result(name, label, batch, c, rps, p50, p99, errors)
+                results.append(result)
+                print(f"  {result}", flush=True)
+        return results
+    finally:
+        for _, _, server in configs:
+            server.stop()
 
 
 def write_report(
@@ -300,6 +330,16 @@ def write_report(
         "| model | server | batching | concurrency | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
+    order = {"raw": 0, "Slipway": 1, "MLServer": 2}
+    results = sorted(
+        results,
+        key=lambda r: (
+            r.model != "small",
+            order[r.server.split()[0]],
+            r.batching != "off",
+            r.concurrency,
+        ),
+    )
     for r in results:
         lines.append(
             f"| {r.model} | {r.server} | {r.batching} | {r.concurrency} | {r.rps:,.0f} | "

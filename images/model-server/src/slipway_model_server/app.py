@@ -85,6 +85,7 @@ class ModelServer:
                     intra_op_threads=s.intra_op_threads,
                     inter_op_threads=s.inter_op_threads,
                     providers=[p.strip() for p in s.execution_providers.split(",") if p.strip()],
+                    spinning=s.intra_op_spinning,
                 )
             except Exception as exc:
                 raise ModelLoadError(f"onnxruntime cannot load the model: {exc}") from exc

@@ -61,8 +61,11 @@ class OnnxModel:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         providers: list[str] | None = None,
+        spinning: bool = False,
     ) -> None:
         options = ort.SessionOptions()
+        if not spinning:  # idle intra-op threads sleep instead of spinning (shared CPUs)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -55,6 +55,11 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     intra_op_threads: int = Field(default=0, ge=0, description="0 lets onnxruntime decide.")
     inter_op_threads: int = Field(default=0, ge=0)
+    intra_op_spinning: bool = Field(
+        default=False,
+        description="Let idle onnxruntime threads spin (onnxruntime's own default); off, they "
+        "sleep, which is much faster when the cores are shared with HTTP work.",
+    )
     inference_thread: Literal["auto", "inline", "pool"] = Field(
         default="auto",
         description="Run onnxruntime on the event loop (inline), in a worker thread (pool), or "
