@@ -31,7 +31,13 @@ CASES = [
 
 
 def run_case(
-    snapshot_uri: str, model_type: str, hparams: dict, batch: int, epochs: int, device: str
+    snapshot_uri: str,
+    model_type: str,
+    hparams: dict,
+    batch: int,
+    epochs: int,
+    device: str,
+    threads: int,
 ) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(
@@ -43,6 +49,7 @@ def run_case(
             batch_size=batch,
             checkpoint_every=0,
             device=device,
+            num_threads=threads,
         )
         snap, data = prepare(cfg)
         ctx = setup(device)
@@ -76,16 +83,22 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as store:
         snapshot_uri = ingest("builtin://digits", store, "digits", "bench").uri
-        run_case(snapshot_uri, "cnn", CASES[1][1], 64, 1, args.device)  # warm-up
+        run_case(snapshot_uri, "cnn", CASES[1][1], 64, 1, args.device, args.threads)  # warm-up
         rows = []
         for model, hparams in CASES:
             for batch in args.batch_sizes.split(","):
                 runs = [
-                    run_case(snapshot_uri, model, hparams, int(batch), args.epochs, args.device)
+                    run_case(
+                        snapshot_uri,
+                        model,
+                        hparams,
+                        int(batch),
+                        args.epochs,
+                        args.device,
+                        args.threads,
+                    )
                     for _ in range(args.repeats)
                 ]
                 rows.append(sorted(runs, key=lambda r: r["samplesPerSecond"])[len(runs) // 2])

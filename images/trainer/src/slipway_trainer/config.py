@@ -85,6 +85,7 @@ def _env(name: str) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m slipway_trainer",
+        allow_abbrev=False,
         description="Train a model on a dataset snapshot, export ONNX and write metadata.",
         epilog="model hyperparameters: "
         + "; ".join(
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("checkpoint-every", int, "steps between checkpoints (0: only at the end of each epoch)"),
         ("keep-checkpoints", int, "checkpoints to keep"),
         ("device", str, "auto, cpu or cuda"),
-        ("num-threads", int, "torch CPU threads (0: torch's default)"),
+        ("num-threads", int, "torch CPU threads (0: CPU limit / processes on the node)"),
         ("opset", int, "ONNX opset"),
         ("parity-atol", float, "absolute tolerance of the onnxruntime/torch parity check"),
         ("parity-rtol", float, "relative tolerance of the parity check"),

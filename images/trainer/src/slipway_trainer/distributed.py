@@ -7,6 +7,7 @@ through ``env://``: gloo on CPU, nccl on CUDA. Without it, everything here is a 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,39 @@ class Context:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's CPU limit)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = None
+    try:
+        with open(
+            "/sys/fs/cgroup/cpu.max"
+        ) as handle:  # cgroup v2: "<quota> <period>" or "max <period>"
+            limit, period = handle.read().split()[:2]
+            if limit != "max":
+                quota = int(limit) / int(period)
+    except (OSError, ValueError):
+        try:
+            with (
+                open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as q,
+                open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as p,
+            ):
+                limit_us, period_us = int(q.read()), int(p.read())
+                if limit_us > 0:
+                    quota = limit_us / period_us
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def default_threads() -> int:
+    """Intra-op threads per process: the available CPUs shared by the processes on this node."""
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, available_cpus() // max(local_world, 1))
 
 
 def pick_device(preference: str, local_rank: int) -> torch.device:

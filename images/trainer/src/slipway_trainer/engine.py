@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from . import checkpoint
 from .config import TrainConfig
 from .data import Split
-from .distributed import Context, all_reduce_sum, broadcast_object
+from .distributed import Context, all_reduce_sum, broadcast_object, default_threads
 from .evaluation import evaluate
 from .models import build_model
 from .snapshot import canonical_json
@@ -85,8 +85,7 @@ def train(
 ) -> Result:
     """Train, resuming from the newest valid checkpoint; return the unwrapped model and history."""
     torch.use_deterministic_algorithms(True, warn_only=True)
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
+    torch.set_num_threads(cfg.num_threads if cfg.num_threads > 0 else default_threads())
     torch.manual_seed(cfg.seed)
     mean, std = split.feature_stats()
     model = build_model(
