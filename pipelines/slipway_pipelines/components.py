@@ -13,7 +13,7 @@ under ``kfp.local``'s subprocess runner they run in the current interpreter. Art
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from . import TRAINER_IMAGE
 
@@ -132,9 +132,16 @@ def train_model(
 
 @dsl.component(base_image=TRAINER_IMAGE)
 def evaluate_model(
-    model: Input[Model], gate_metric: str, min_value: float, evaluation: Output[Metrics]
+    model: Input[Model],
+    gate_metric: str,
+    min_value: float,
+    evaluation: Output[Metrics],
+    report: Output[Artifact],
 ) -> float:
-    """Score the model on the held-out split; the quality gate fails the run below ``min_value``."""
+    """Score the model on the held-out split; the quality gate fails the run below ``min_value``.
+
+    ``evaluation`` holds the scalar metrics; ``report`` the full JSON (per-class precision/recall).
+    """
     import json
 
     from slipway_trainer.steps import evaluate_trained
@@ -143,8 +150,9 @@ def evaluate_model(
     scalars = {k: v for k, v in result.items() if isinstance(v, (int, float))}
     for key, value in scalars.items():
         evaluation.log_metric(key, float(value))
-    with open(evaluation.path + ".json", "w") as handle:
+    with open(report.path, "w") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
+    report.metadata.update({"gateMetric": gate_metric, "minValue": min_value})
     if gate_metric not in scalars:
         raise ValueError(
             f"unknown gate metric {gate_metric!r}; valid: {', '.join(sorted(scalars))}"

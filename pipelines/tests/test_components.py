@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kfp.dsl import Dataset, Markdown, Metrics, Model
+from kfp.dsl import Artifact, Dataset, Markdown, Metrics, Model
 
 from slipway_pipelines.components import (
     evaluate_model,
@@ -88,22 +88,30 @@ def test_train_evaluate_gate_and_export(tmp_path: Path) -> None:
     )
     assert {"model.pt", "train.json"} <= {p.name for p in Path(model.path).iterdir()}
     evaluation = _artifact(Metrics, tmp_path, "evaluation")
+    report = _artifact(Artifact, tmp_path, "report")
     accuracy = evaluate_model.python_func(
-        model=model, gate_metric="accuracy", min_value=0.8, evaluation=evaluation
+        model=model, gate_metric="accuracy", min_value=0.8, evaluation=evaluation, report=report
     )
     assert accuracy >= 0.8 and evaluation.metadata["accuracy"] == accuracy
+    per_class = json.loads(Path(report.path).read_text())["perClass"]
+    assert set(per_class) == {"0", "1", "2"}
+    assert all(0.0 <= c["precision"] <= 1.0 and c["support"] == 10 for c in per_class.values())
     with pytest.raises(
         RuntimeError,
         match=r"quality gate failed: held-out accuracy 0\.\d+ is below the minimum 1\.01",
     ):
         evaluate_model.python_func(
-            model=model, gate_metric="accuracy", min_value=1.01, evaluation=evaluation
+            model=model,
+            gate_metric="accuracy",
+            min_value=1.01,
+            evaluation=evaluation,
+            report=report,
         )
     with pytest.raises(
         ValueError, match="unknown gate metric 'f1'; valid: accuracy, loss, macroPrecision"
     ):
         evaluate_model.python_func(
-            model=model, gate_metric="f1", min_value=0.5, evaluation=evaluation
+            model=model, gate_metric="f1", min_value=0.5, evaluation=evaluation, report=report
         )
 
     onnx_model = _artifact(Model, tmp_path, "onnx")
