@@ -78,11 +78,15 @@ def test_cnn_from_environment_writes_model_and_matching_metadata(
         SLIPWAY_EPOCHS="4",
         SLIPWAY_LEARNING_RATE="0.005",
         SLIPWAY_NUM_THREADS="1",
+        SLIPWAY_METRICS_FILE=str(tmp_path / "katib" / "metrics.jsonl"),
     )
     result = run_trainer([], env=env)
     assert result.returncode == 0, result.stderr
     katib = [line for line in result.stdout.splitlines() if line.startswith("epoch=")]
     assert len(katib) == 4 and katib[-1].startswith("epoch=4 loss=")
+    lines = (tmp_path / "katib" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert f"val_accuracy={json.loads(lines[-1])['val_accuracy']:.6f}" in katib[-1]
     meta = json.loads((tmp_path / "metadata.json").read_text())
     model_bytes = (tmp_path / "model.onnx").read_bytes()
     assert meta["model"]["sha256"] == hashlib.sha256(model_bytes).hexdigest()

@@ -25,12 +25,25 @@ from .config import TrainConfig, parse_config
 from .models import HyperparameterError
 
 
+def _on_epoch(cfg: TrainConfig, metrics_uri: str, history: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.json; append the epoch to the Katib metrics file when one is configured."""
+    from .steps import write_json
+
+    write_json(metrics_uri, {"epochs": history})
+    if cfg.metrics_file:
+        directory = os.path.dirname(cfg.metrics_file)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        with open(cfg.metrics_file, "a") as handle:
+            handle.write(json.dumps(history[-1], sort_keys=True) + "\n")
+
+
 def run(cfg: TrainConfig, log: Any = None) -> dict[str, Any]:
     """Run the whole job; returns the metadata document (empty on ranks other than 0)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     from .distributed import barrier, setup, teardown
     from .engine import train
-    from .steps import prepare, publish, write_json
+    from .steps import prepare, publish
 
     emit = log or (lambda msg: print(msg, flush=True))
     ctx = setup(cfg.device)
@@ -43,7 +56,7 @@ def run(cfg: TrainConfig, log: Any = None) -> dict[str, Any]:
             data,
             snap.digest,
             ctx,
-            on_epoch=lambda h: write_json(metrics_uri, {"epochs": h}),
+            on_epoch=lambda history: _on_epoch(cfg, metrics_uri, history),
             log=emit,
         )
         meta: dict[str, Any] = {}

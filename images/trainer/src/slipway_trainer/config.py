@@ -45,6 +45,7 @@ class TrainConfig:
     opset: int = 17
     parity_atol: float = 1e-4
     parity_rtol: float = 1e-3
+    metrics_file: str = ""
 
     def __post_init__(self) -> None:
         self.hyperparameters = resolve_hyperparameters(self.model_type, self.hyperparameters)
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("val-fraction", float, "held-out share of every class"),
         ("split-seed", int, "seed of the train/validation split"),
         ("output-uri", str, "where model.onnx, metadata.json and metrics.json go"),
+        (
+            "metrics-file",
+            str,
+            "also append each epoch's metrics as a JSON line here (Katib File collector)",
+        ),
         ("checkpoint-uri", str, "checkpoint folder (default OUTPUT/checkpoints)"),
         ("checkpoint-every", int, "steps between checkpoints (0: only at the end of each epoch)"),
         ("keep-checkpoints", int, "checkpoints to keep"),
