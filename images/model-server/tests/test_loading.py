@@ -90,6 +90,13 @@ def test_http_404_is_a_load_failure(start_server, http_model_server: tuple[str, 
     _assert_not_ready(server, ["cannot fetch model", "gone.onnx"])
 
 
+def test_unknown_uri_scheme_is_a_load_failure(start_server) -> None:
+    server = start_server(
+        {"SLIPWAY_MODEL_URI": "nosuchscheme://bucket/m.onnx", "SLIPWAY_MODEL_SHA256": "b" * 64}
+    )
+    _assert_not_ready(server, ["cannot fetch model from nosuchscheme://bucket/m.onnx"])
+
+
 def test_sha256_prefix_and_case_accepted(start_server, mlp_model: tuple) -> None:
     path, digest, _ = mlp_model
     server = start_server(

@@ -69,6 +69,7 @@ class ModelServer:
         self._metadata = b""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight = 0  # infer requests being served (the gauge, as a cheap int)
+        self._draining = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -93,8 +94,8 @@ class ModelServer:
                 latency = await asyncio.to_thread(model.warm_up)
             except Exception as exc:
                 raise ModelLoadError(f"warm-up inference failed: {exc}") from exc
-        except ModelLoadError as exc:
-            self.reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, stay up and say why
+            self.reason = str(exc) if isinstance(exc, ModelLoadError) else f"load failed: {exc!r}"
             log.error("model %s version %s is not ready: %s", self.name, self.version, self.reason)
             return
         inline = s.inference_thread == "inline" or (
@@ -122,6 +123,10 @@ class ModelServer:
             }
         )
         self.model = model
+        if self._draining:  # SIGTERM arrived while loading: serve what is in flight, never ready
+            if self.batcher is not None:
+                self.batcher.flush_all()
+            return
         self.ready = True
         self.reason = ""
         self.metrics.ready.set(1)
@@ -144,10 +149,10 @@ class ModelServer:
 
     def begin_drain(self) -> None:
         """SIGTERM arrived: report not ready and stop holding requests in the batch window."""
-        if self.ready:
-            self.ready = False
-            self.reason = "shutting down"
-            self.metrics.ready.set(0)
+        self._draining = True
+        self.ready = False
+        self.reason = "shutting down"
+        self.metrics.ready.set(0)
         if self.batcher is not None:
             self.batcher.flush_all()
 

@@ -38,8 +38,8 @@ def fetch_model_bytes(uri: str, timeout_s: float = 300.0) -> bytes:
             data = handle.read()
     except ImportError as exc:
         raise ModelLoadError(f"no fsspec backend for {protocol}:// ({exc})") from exc
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot fetch model from {uri}: {exc}") from exc
+    except Exception as exc:  # any backend error (e.g. missing credentials) is a load failure
+        raise ModelLoadError(f"cannot fetch model from {uri}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, bytes):
         raise ModelLoadError(f"fetching {uri} returned {type(data).__name__}, not bytes")
     return data
