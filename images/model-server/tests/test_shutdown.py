@@ -42,6 +42,17 @@ def _refuses_connections(port: int) -> bool:
         return True
 
 
+def _start_upload(port: int, body: bytes, sent: int) -> socket.socket:
+    """Send an infer request's headers and only the first `sent` bytes of its body."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:sent]
+    )
+    return sock
+
+
 def _read_response(sock: socket.socket) -> tuple[int, bytes]:
     data = b""
     while True:
@@ -74,12 +85,7 @@ def test_sigterm_lets_inflight_requests_finish(start_server, mlp_model: tuple) -
 
     # 1) A request whose body is only half sent: the server is reading it.
     body = orjson.dumps(infer_body("x", half))
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.sendall(
-        b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body[:10]
-    )
+    sock = _start_upload(server.port, body, 10)
 
     # 2) Three complete requests held in the batch window.
     def post(x: np.ndarray) -> httpx.Response:
@@ -114,13 +120,7 @@ def test_sigterm_without_batching_finishes_a_held_request(start_server, mlp_mode
     server = start_server({"SLIPWAY_MODEL_URI": str(path), "SLIPWAY_MODEL_SHA256": digest})
     server.wait_ready()
     body = orjson.dumps(infer_body("x", np.zeros((1, 4))))
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    # Hold one request open (half its body) so the server keeps running while we look.
-    sock.sendall(
-        b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: t\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body[:5]
-    )
+    sock = _start_upload(server.port, body, 5)
     _wait_for(lambda: _inflight(server) == 1, "the held request")
     server.proc.send_signal(signal.SIGTERM)
     _wait_for(lambda: _refuses_connections(server.port), "the listener to close")
