@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -102,7 +103,10 @@ class ModelServer:
             s.inference_thread == "auto" and latency * 1000 <= s.inline_threshold_ms
         )
         self.runner = Runner(
-            model, inline, self.metrics.batch_size.observe, threads=s.inference_threads
+            model,
+            inline,
+            self.metrics.batch_size.observe,
+            threads=s.inference_threads or len(os.sched_getaffinity(0)),
         )
         if s.batching and model.batchable:
             self.batcher = AdaptiveBatcher(

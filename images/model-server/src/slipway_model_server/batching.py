@@ -37,8 +37,9 @@ class Runner:
         self.model = model
         self.inline = inline
         self._observe = observe_rows
-        # One thread by default: onnxruntime already spreads one call over the cores (intra-op
-        # threads), and concurrent calls on a CPU would only fight over them.
+        # By default the server runs one single-threaded onnxruntime call per core at a time:
+        # under concurrent load that beats one call spread over all cores, whose threads wait
+        # for each other at every operator (measured in the README's benchmark notes).
         self._pool = (
             None if inline else ThreadPoolExecutor(threads, thread_name_prefix="onnxruntime")
         )

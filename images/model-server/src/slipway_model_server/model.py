@@ -58,7 +58,7 @@ class OnnxModel:
         self,
         data: bytes,
         *,
-        intra_op_threads: int = 0,
+        intra_op_threads: int = 1,
         inter_op_threads: int = 0,
         providers: list[str] | None = None,
         spinning: bool = False,

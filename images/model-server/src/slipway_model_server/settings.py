@@ -53,7 +53,11 @@ class ServerSettings(BaseSettings):
     )
     max_batch_size: int = Field(default=32, ge=1, le=65536)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    intra_op_threads: int = Field(default=0, ge=0, description="0 lets onnxruntime decide.")
+    intra_op_threads: int = Field(
+        default=1,
+        ge=0,
+        description="Threads inside one onnxruntime call (0: onnxruntime's default, all cores).",
+    )
     inter_op_threads: int = Field(default=0, ge=0)
     intra_op_spinning: bool = Field(
         default=False,
@@ -70,7 +74,10 @@ class ServerSettings(BaseSettings):
         description="Comma-separated onnxruntime providers, in order of preference.",
     )
     inference_threads: int = Field(
-        default=1, ge=1, le=64, description="Worker threads calling onnxruntime (pool mode)."
+        default=0,
+        ge=0,
+        le=256,
+        description="Worker threads calling onnxruntime in pool mode (0: one per usable CPU).",
     )
     inline_threshold_ms: float = Field(default=0.2, ge=0)
     shutdown_delay_s: float = Field(
