@@ -18,7 +18,9 @@ creates N ModelDeployments and measures:
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
@@ -67,6 +69,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def manifest(i: int) -> dict:  # type: ignore[type-arg]
     digest = f"{i:064x}"
     return {
@@ -111,6 +119,8 @@ def run_size(n: int, resync: float, workdir: Path) -> dict[str, float]:
         config.write_text(yaml.safe_dump({**pools, "resyncSeconds": resync}))
         operator = start_operator(dev, config)
         time.sleep(2)
+        apiserver = dev.pids()["kube-apiserver"]
+        cpu_before = cpu_seconds(operator.pid), cpu_seconds(apiserver)
         start = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: kube.create(manifest(i)), range(n)))
@@ -129,6 +139,8 @@ def run_size(n: int, resync: float, workdir: Path) -> dict[str, float]:
 
         wait_for(converged, timeout=600)
         converge = time.monotonic() - start
+        operator_cpu = cpu_seconds(operator.pid) - cpu_before[0]
+        apiserver_cpu = cpu_seconds(apiserver) - cpu_before[1]
 
         # Play Seldon: every deployment becomes Available, as Seldon reports once pods are ready.
         sdeps = kube.list(SELDON, "SeldonDeployment", NS)
@@ -168,6 +180,8 @@ def run_size(n: int, resync: float, workdir: Path) -> dict[str, float]:
             "resync_writes": resync_writes,
             "restart_writes": restart_writes,
             "rss": rss,
+            "operator_cpu": operator_cpu,
+            "apiserver_cpu": apiserver_cpu,
         }
     finally:
         dev.stop()
@@ -183,26 +197,38 @@ def start_operator(dev: DevCluster, config: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. from `timeout`) into SystemExit so every cluster is stopped."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
+    _stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,100,1000")
     parser.add_argument("--resync", type=float, default=20.0)
+    parser.add_argument("--workdir", help="keep clusters' state and logs here (default: temporary)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             row = run_size(n, args.resync, Path(tmp))
             print(f"N={n}: {row}", file=sys.stderr, flush=True)
             rows.append(row)
     print(
-        "| ModelDeployments | create calls (s) | all children created (s) | writes in one resync "
-        "| writes on operator restart | operator RSS (MB) |"
+        "| ModelDeployments | all children created (s) | operator CPU (s) | kube-apiserver CPU (s) "
+        "| writes in one resync | writes on operator restart | operator RSS (MB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['n']:.0f} | {r['create']:.1f} | {r['converge']:.1f} | {r['resync_writes']:.0f} "
-            f"| {r['restart_writes']:.0f} | {r['rss']:.0f} |"
+            f"| {r['n']:.0f} | {r['converge']:.1f} | {r['operator_cpu']:.1f} "
+            f"| {r['apiserver_cpu']:.1f} | {r['resync_writes']:.0f} | {r['restart_writes']:.0f} "
+            f"| {r['rss']:.0f} |"
         )
 
 

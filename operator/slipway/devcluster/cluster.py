@@ -123,7 +123,7 @@ class DevCluster:
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={api_port}",
                 f"--cert-dir={self.state / 'serving'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.96.0.0/16",  # room for thousands of Services
                 "--allow-privileged=true",
                 "--disable-admission-plugins=ServiceAccount",
                 "--authorization-mode=RBAC",
