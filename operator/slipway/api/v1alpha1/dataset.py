@@ -48,6 +48,9 @@ class Validation(Model):
     min_class_fraction: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Smallest share any label may have (balance)."
     )
+    max_class_ratio: float | None = Field(
+        default=None, ge=1.0, description="Largest allowed ratio of the biggest to smallest label."
+    )
 
 
 class Retention(Model):

@@ -38,7 +38,9 @@ class Trainer(Model):
     """The trainer image and what it trains."""
 
     image: str = Field(
-        default="ghcr.io/slipway-dev/trainer:0.1.0", min_length=1, description="Trainer image."
+        default="ghcr.io/slipway-dev/slipway-trainer:0.1.0",
+        min_length=1,
+        description="Trainer image.",
     )
     model: Literal["mlp", "cnn"] = Field(default="mlp", description="Model architecture.")
     hyperparameters: dict[str, str] | None = Field(
