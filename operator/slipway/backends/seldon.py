@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
-from slipway.builders.meta import Owner, app_label, label_value, metadata, short_name
+from slipway.builders.meta import Owner, app_label, metadata, short_name
 from slipway.builders.placement import container_resources, pod_placement
 from slipway.builders.rollout import ModelVersion
 from slipway.config import NodePool, OperatorConfig
@@ -20,7 +20,8 @@ from .serving import VersionState
 
 SELDON_API = "machinelearning.seldon.io/v1"
 COMPONENT = "model-server"
-CONTAINER = "model-server"
+SHUTDOWN_DELAY_S = 5  # keep serving (not ready) while endpoints drop the pod
+DRAIN_TIMEOUT_S = 30  # then finish in-flight requests
 PREDICTOR = "default"
 # SeldonDeployment names leave room for the objects Seldon derives from them
 # (<sdep>-<predictor>-<n>-<container>), which must stay valid names too.
@@ -33,10 +34,12 @@ def seldon_name(owner: Owner, version: ModelVersion) -> str:
 
 def _env(spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion) -> list[dict[str, str]]:
     env = {
-        "SLIPWAY_MODEL_NAME": label_value(owner.name),
+        "SLIPWAY_MODEL_NAME": app_label(owner),
         "SLIPWAY_MODEL_VERSION": version.version,
         "SLIPWAY_MODEL_URI": version.uri,
         "SLIPWAY_MODEL_SHA256": version.digest,
+        "SLIPWAY_SHUTDOWN_DELAY_S": str(SHUTDOWN_DELAY_S),
+        "SLIPWAY_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
     }
     batching = spec.server.batching
     if batching is not None and batching.enabled:
@@ -49,11 +52,11 @@ def _env(spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion) -> list
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
-def _probe(path: str, config: OperatorConfig, period: int) -> dict[str, Any]:
+def _probe(path: str, period: int, failures: int = 3) -> dict[str, Any]:
     return {
-        "httpGet": {"path": path, "port": config.model_server_port},
+        "httpGet": {"path": path, "port": "http"},
         "periodSeconds": period,
-        "failureThreshold": 3,
+        "failureThreshold": failures,
     }
 
 
@@ -67,12 +70,15 @@ def build_seldon_deployment(
     """The SeldonDeployment serving one model version."""
     pod_labels = {"app": app_label(owner), "version": version.version}
     container: dict[str, Any] = {
-        "name": CONTAINER,
+        # Seldon routes /v2/models/<graph node>/ to the container of that name, so the node, the
+        # container and the served model share one name: the ModelDeployment's app label.
+        "name": app_label(owner),
         "image": spec.server.image,
         "env": _env(spec, owner, version),
         "ports": [{"name": "http", "containerPort": config.model_server_port}],
-        "readinessProbe": _probe("/v2/health/ready", config, 5),
-        "livenessProbe": _probe("/v2/health/live", config, 10),
+        "startupProbe": _probe("/v2/health/live", 2, failures=60),
+        "readinessProbe": _probe("/v2/health/ready", 5),
+        "livenessProbe": _probe("/v2/health/live", 10),
     }
     resources = container_resources(spec.resources, spec.placement, pool)
     if resources:
@@ -84,11 +90,17 @@ def build_seldon_deployment(
         "componentSpecs": [
             {
                 "metadata": {"labels": dict(pod_labels)},
-                "spec": {"containers": [container], **pod_placement(pool)},
+                "spec": {
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": SHUTDOWN_DELAY_S + DRAIN_TIMEOUT_S + 10,
+                    **pod_placement(pool),
+                },
             }
         ],
         "graph": {
-            "name": CONTAINER,
+            # Seldon routes /v2/models/<graph node>/ to the container of that name, so the node, the
+            # container and the served model share one name: the ModelDeployment's app label.
+            "name": app_label(owner),
             "type": "MODEL",
             "endpoint": {"type": "REST", "httpPort": config.model_server_port},
         },
@@ -103,7 +115,7 @@ def build_seldon_deployment(
         "kind": "SeldonDeployment",
         "metadata": metadata(owner, seldon_name(owner, version), COMPONENT, **pod_labels),
         "spec": {
-            "name": label_value(owner.name),
+            "name": app_label(owner),
             "protocol": "v2",
             "predictors": [predictor],
         },
