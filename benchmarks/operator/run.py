@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
+
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
 from slipway.devcluster.commands import crd_folders

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from slipway.config import OperatorConfig
 from slipway.devcluster import DevCluster
 from slipway.devcluster.commands import crd_folders

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from slipway.k8s import ApiError, Cluster, contains
 
 SAMPLES = {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from slipway.config import OperatorConfig
 from slipway.devcluster import DevCluster
 from slipway.devcluster.binaries import ensure_binaries, ensure_helm

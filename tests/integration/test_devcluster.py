@@ -1,4 +1,4 @@
-"""`slipway dev up | status | down` as a newcomer runs them: real processes, and nothing left behind."""
+"""`slipway dev up | status | down` as a newcomer runs them: real processes, nothing left behind."""
 
 from __future__ import annotations
 

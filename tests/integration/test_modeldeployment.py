@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from slipway.k8s import Cluster
 from slipway.runner import RunningOperator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from slipway.builders.meta import Owner
 from slipway.config import OperatorConfig
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
 from slipway.backends import istio, seldon
 from slipway.builders.meta import Owner

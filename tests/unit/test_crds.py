@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from slipway.api import crdgen
 from slipway.api.v1alpha1 import KINDS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from slipway.builders.meta import label_value, short_name
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

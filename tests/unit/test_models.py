@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+
 from slipway.api.v1alpha1 import KINDS
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
 
