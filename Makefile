@@ -36,7 +36,7 @@ lint: venv ## ruff, mypy --strict, import layers, helm lint
 	$(BIN)/ruff format --check operator tests benchmarks/operator
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	"$$($(BIN)/python -m slipway.devcluster.binaries helm)" lint charts/slipway
+	"$$($(BIN)/slipway tool helm)" lint charts/slipway
 
 .PHONY: test
 test: test-operator test-model-server test-trainer test-pipelines ## Run every test suite
@@ -45,7 +45,7 @@ test: test-operator test-model-server test-trainer test-pipelines ## Run every t
 test-operator: venv ## Operator: lint, unit tests, integration tests on a real API server
 	$(MAKE) --no-print-directory lint verify-generated
 	@# build (first run) or find the control plane here, where its progress is visible
-	@$(BIN)/python -m slipway.devcluster.binaries kubectl >/dev/null
+	@$(BIN)/slipway tool kubectl >/dev/null
 	$(BIN)/pytest tests
 
 .PHONY: test-model-server

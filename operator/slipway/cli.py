@@ -67,6 +67,17 @@ def _dev(args: argparse.Namespace) -> int:
         return 1
 
 
+def _tool(args: argparse.Namespace) -> int:
+    from slipway.devcluster.binaries import tool_path
+
+    try:
+        print(tool_path(args.name))
+    except (RuntimeError, FileNotFoundError) as exc:
+        print(f"slipway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="slipway", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command")
@@ -89,6 +100,10 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--operator", action="store_true", help="up: also run the operator")
     dev.add_argument("--examples", action="store_true", help="up: also apply examples/")
     dev.set_defaults(func=_dev)
+
+    tool = sub.add_parser("tool", help="print the path of a pinned tool, building it if needed")
+    tool.add_argument("name", help="kubectl, helm, etcd, kube-apiserver, kube-controller-manager")
+    tool.set_defaults(func=_tool)
     return top
 
 

@@ -148,12 +148,19 @@ def ensure_helm() -> Path:
     return helm
 
 
-if __name__ == "__main__":
-    # `python -m slipway.devcluster.binaries kubectl|helm|...` prints a tool's path, building it
-    # first when needed (the Makefile and README use this).
-    tool = sys.argv[1] if len(sys.argv) > 1 else "kubectl"
-    if tool == "helm":
-        print(ensure_helm())
-    else:
-        bins = ensure_binaries()
-        print({"etcd": bins.etcd, "kube-apiserver": bins.kube_apiserver}.get(tool, bins.kubectl))
+def tool_path(name: str) -> Path:
+    """Path of ``kubectl``, ``helm``, ``etcd``, ``kube-apiserver`` or ``kube-controller-manager``,
+    built first when needed."""
+    if name == "helm":
+        return ensure_helm()
+    bins = ensure_binaries()
+    paths = {
+        "kubectl": bins.kubectl,
+        "etcd": bins.etcd,
+        "kube-apiserver": bins.kube_apiserver,
+        "kube-controller-manager": bins.kube_controller_manager,
+    }
+    path = paths.get(name)
+    if path is None:
+        raise FileNotFoundError(f"no tool {name!r}; choose from {sorted([*paths, 'helm'])}")
+    return path
