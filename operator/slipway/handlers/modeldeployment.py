@@ -77,7 +77,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         when=_reported_by_seldon,
         registry=registry,
     )
-    def seldon_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    def seldon_changed(body: kopf.Body, **_: Any) -> None:
+        # Every event counts, the initial listing too: a watch that (re)starts late must not
+        # miss a state Seldon reported meanwhile. A reconcile with nothing to change writes nothing.
         owner = next(
             (
                 r
@@ -86,7 +88,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             ),
             None,
         )
-        if owner is None or type is None:
+        if owner is None:
             return
         parent = ctx.cluster.get(API_VERSION, KIND, body["metadata"]["namespace"], owner["name"])
         if parent is not None and not parent["metadata"].get("deletionTimestamp"):

@@ -8,7 +8,9 @@ answer is a Verdict saying so, with the exact reason and how to fix it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slipway.api.v1alpha1 import modeldeployment as md
 from slipway.api.v1alpha1 import trainingjob as tj
@@ -49,52 +51,64 @@ def _checked(uri: object, digest: object, origin: str) -> ModelVersion | Verdict
     return ModelVersion(uri=uri, digest=digest)
 
 
+def _model_of_training_job(status: dict[str, Any]) -> dict[str, Any] | None:
+    model = status.get("model") or {}
+    return {"uri": model.get("uri"), "digest": model.get("digest")} if model else None
+
+
+def _model_of_tuning_sweep(status: dict[str, Any]) -> dict[str, Any] | None:
+    best = status.get("bestTrial") or {}
+    if not best.get("modelUri"):
+        return None
+    return {"uri": best["modelUri"], "digest": best.get("modelDigest"), "trial": best.get("name")}
+
+
+# kind -> (spec.model field naming it, lineage key, how to find its model, what "not yet" means)
+_SOURCES: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any] | None], str]] = {
+    tj.INFO.kind: (
+        "trainingJobRef",
+        "trainingJob",
+        _model_of_training_job,
+        "has not exported a model yet",
+    ),
+    ts.INFO.kind: (
+        "tuningSweepRef",
+        "tuningSweep",
+        _model_of_tuning_sweep,
+        "has no best trial with a model yet",
+    ),
+}
+
+
+def _follow(ctx: Context, namespace: str, kind: str, name: str) -> Resolved | Verdict:
+    field_name, lineage_key, model_of, not_yet = _SOURCES[kind]
+    obj = ctx.cluster.get(API_VERSION, kind, namespace, name)
+    if obj is None:
+        return _problem(
+            "ModelNotFound",
+            f"spec.model.{field_name}: {kind} {name!r} does not exist in {namespace}",
+        )
+    status = obj.get("status") or {}
+    found = model_of(status)
+    if found is None:
+        return Verdict(
+            "Waiting", False, "WaitingForModel", f"{kind} {name!r} {not_yet}", progressing=True
+        )
+    checked = _checked(found["uri"], found["digest"], f"{kind} {name!r}")
+    if isinstance(checked, Verdict):
+        return checked
+    lineage = {**(status.get("lineage") or {}), lineage_key: name}
+    if found.get("trial"):
+        lineage["trial"] = str(found["trial"])
+    return Resolved(checked, lineage)
+
+
 def resolve(ctx: Context, namespace: str, source: md.ModelSource) -> Resolved | Verdict:
     """The concrete model, or a Verdict explaining why there is none yet."""
     if source.uri is not None:
         assert source.digest is not None  # guaranteed by the CEL rule and re-checked by pydantic
         return Resolved(ModelVersion(source.uri, source.digest))
     if source.training_job_ref is not None:
-        name = source.training_job_ref.name
-        obj = ctx.cluster.get(API_VERSION, tj.INFO.kind, namespace, name)
-        if obj is None:
-            return _problem(
-                "ModelNotFound",
-                f"spec.model.trainingJobRef: TrainingJob {name!r} does not exist in {namespace}",
-            )
-        model = (obj.get("status") or {}).get("model")
-        if not model:
-            return Verdict(
-                "Waiting",
-                False,
-                "WaitingForModel",
-                f"TrainingJob {name!r} has not exported a model yet",
-                progressing=True,
-            )
-        checked = _checked(model.get("uri"), model.get("digest"), f"TrainingJob {name!r}")
-        if isinstance(checked, Verdict):
-            return checked
-        lineage = dict((obj.get("status") or {}).get("lineage") or {})
-        return Resolved(checked, {**lineage, "trainingJob": name})
+        return _follow(ctx, namespace, tj.INFO.kind, source.training_job_ref.name)
     assert source.tuning_sweep_ref is not None
-    name = source.tuning_sweep_ref.name
-    obj = ctx.cluster.get(API_VERSION, ts.INFO.kind, namespace, name)
-    if obj is None:
-        return _problem(
-            "ModelNotFound",
-            f"spec.model.tuningSweepRef: TuningSweep {name!r} does not exist in {namespace}",
-        )
-    best = (obj.get("status") or {}).get("bestTrial") or {}
-    if not best.get("modelUri"):
-        return Verdict(
-            "Waiting",
-            False,
-            "WaitingForModel",
-            f"TuningSweep {name!r} has no best trial with a model yet",
-            progressing=True,
-        )
-    checked = _checked(best.get("modelUri"), best.get("modelDigest"), f"TuningSweep {name!r}")
-    if isinstance(checked, Verdict):
-        return checked
-    lineage = dict((obj.get("status") or {}).get("lineage") or {})
-    return Resolved(checked, {**lineage, "tuningSweep": name, "trial": str(best.get("name"))})
+    return _follow(ctx, namespace, ts.INFO.kind, source.tuning_sweep_ref.name)
