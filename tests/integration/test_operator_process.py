@@ -104,11 +104,19 @@ def test_two_replicas_one_acts(
                 "spec": {"model": {"uri": "s3://m/peered.onnx", "digest": "sha256:" + "e" * 64}},
             }
         )
-        eventually(
-            lambda: kube.list(SELDON, "SeldonDeployment", peer_namespace),
-            timeout=60,
-            what="the active replica to create the SeldonDeployment",
+        logs = (
+            lambda: "\n".join(  # noqa: E731
+                p.read_text()[-3000:] for p in sorted(tmp_path.glob("operator-*.log"))
+            )
         )
+        try:
+            eventually(
+                lambda: kube.list(SELDON, "SeldonDeployment", peer_namespace),
+                timeout=120,
+                what="the active replica to create the SeldonDeployment",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator logs:\n{logs()}") from None
         low, high = replicas
         active = eventually(lambda: reconciles(http_get(high[2], "/metrics")), what="metrics")
         assert active >= 1

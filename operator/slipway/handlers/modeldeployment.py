@@ -77,9 +77,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         when=_reported_by_seldon,
         registry=registry,
     )
-    def seldon_changed(body: kopf.Body, **_: Any) -> None:
+    def seldon_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
         # Every event counts, the initial listing too: a watch that (re)starts late must not
         # miss a state Seldon reported meanwhile. A reconcile with nothing to change writes nothing.
+        # Deletions are left to the resync: most come from the owner or its namespace going away.
+        if type == "DELETED":
+            return
         owner = next(
             (
                 r
