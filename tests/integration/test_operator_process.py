@@ -104,11 +104,10 @@ def test_two_replicas_one_acts(
                 "spec": {"model": {"uri": "s3://m/peered.onnx", "digest": "sha256:" + "e" * 64}},
             }
         )
-        logs = (
-            lambda: "\n".join(  # noqa: E731
-                p.read_text()[-3000:] for p in sorted(tmp_path.glob("operator-*.log"))
-            )
-        )
+
+        def logs() -> str:
+            return "\n".join(p.read_text()[-3000:] for p in sorted(tmp_path.glob("operator-*.log")))
+
         try:
             eventually(
                 lambda: kube.list(SELDON, "SeldonDeployment", peer_namespace),
