@@ -52,8 +52,6 @@ def contains(live: Any, desired: Any) -> bool:
             and len(live) == len(desired)
             and all(contains(a, b) for a, b in zip(live, desired, strict=True))
         )
-    if isinstance(desired, (int, float)) and isinstance(live, (int, float)):
-        return bool(live == desired)
     return bool(live == desired)
 
 

@@ -6,7 +6,7 @@ carries a description, because the descriptions become the CRD's and so ``kubect
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
@@ -28,9 +28,7 @@ Quantity = Annotated[str, Field(pattern=QUANTITY)]
 class Model(BaseModel):
     """Base of every API type: camelCase aliases, unknown fields rejected."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     def to_api(self) -> dict[str, object]:
         """The object as it appears on the wire: aliases, no unset optional fields."""
@@ -135,6 +133,8 @@ def cel(*rules: tuple[str, str]) -> ConfigDict:
     )
 
 
-#: Schema extra for an optional nested object: the API server defaults it to {} and then fills in
-#: its fields' defaults, so CEL rules and kubectl see the effective values.
-EMPTY: JsonDict = {"default": {}}
+def defaulted(model: type[Model], description: str) -> Any:
+    """A nested object that may be left out: pydantic builds it from its defaults, and the CRD
+    declares ``default: {}`` so the API server fills in the same defaults for CEL and kubectl."""
+    empty: JsonDict = {"default": {}}
+    return Field(default_factory=model, description=description, json_schema_extra=empty)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import EMPTY, Digest, Model, Status, cel
+from .common import Digest, Model, Status, cel, defaulted
 from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
 
 SOURCE_PATTERN = r"^(builtin|file|s3|gs|https?|pvc)://\S+$"
@@ -76,12 +76,8 @@ class DatasetSpec(Model):
         pattern=SOURCE_PATTERN,
         description="Where snapshots are written; each version is a folder named by its digest.",
     )
-    validation: Validation = Field(
-        default_factory=Validation, description="Validation rules.", json_schema_extra=EMPTY
-    )
-    retention: Retention = Field(
-        default_factory=Retention, description="Retention policy.", json_schema_extra=EMPTY
-    )
+    validation: Validation = defaulted(Validation, "Validation rules.")
+    retention: Retention = defaulted(Retention, "Retention policy.")
 
 
 class DatasetVersion(Model):

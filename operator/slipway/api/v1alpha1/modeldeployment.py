@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import Field
 
 from .common import (
-    EMPTY,
     Digest,
     Model,
     Name,
@@ -23,6 +22,7 @@ from .common import (
     ResourceRequirements,
     Status,
     cel,
+    defaulted,
 )
 from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
 
@@ -189,20 +189,14 @@ class ModelDeploymentSpec(Model):
     )
 
     model: ModelSource = Field(description="The model to serve.")
-    server: Server = Field(
-        default_factory=Server, description="Inference server settings.", json_schema_extra=EMPTY
-    )
+    server: Server = defaulted(Server, "Inference server settings.")
     min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas per version.")
     max_replicas: int = Field(default=1, ge=1, le=1000, description="Most replicas per version.")
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory per replica."
     )
-    placement: Placement = Field(
-        default_factory=Placement, description="GPU node pool and GPUs.", json_schema_extra=EMPTY
-    )
-    rollout: Rollout = Field(
-        default_factory=Rollout, description="Rollout policy.", json_schema_extra=EMPTY
-    )
+    placement: Placement = defaulted(Placement, "GPU node pool and GPUs.")
+    rollout: Rollout = defaulted(Rollout, "Rollout policy.")
 
 
 class VersionStatus(Model):

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import EMPTY, Model, Name, Placement, ResourceRequirements, Status, cel
+from .common import Model, Name, Placement, ResourceRequirements, Status, cel, defaulted
 from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
 
 
@@ -74,21 +74,15 @@ class TrainingJobSpec(Model):
     """Desired state of a TrainingJob."""
 
     dataset: DatasetRef = Field(description="The dataset version to train on.")
-    trainer: Trainer = Field(
-        default_factory=Trainer, description="What to train and how.", json_schema_extra=EMPTY
-    )
+    trainer: Trainer = defaulted(Trainer, "What to train and how.")
     workers: int = Field(
         default=1, ge=1, le=512, description="1: a Kubeflow Pipelines run; >1: a PyTorchJob (DDP)."
     )
-    placement: Placement = Field(
-        default_factory=Placement, description="GPU node pool and GPUs.", json_schema_extra=EMPTY
-    )
+    placement: Placement = defaulted(Placement, "GPU node pool and GPUs.")
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory per worker."
     )
-    run_policy: RunPolicy = Field(
-        default_factory=RunPolicy, description="Job-level policy.", json_schema_extra=EMPTY
-    )
+    run_policy: RunPolicy = defaulted(RunPolicy, "Job-level policy.")
     output_uri: str | None = Field(
         default=None,
         pattern=r"^(file|s3|gs|pvc)://\S+$",
