@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -90,6 +91,8 @@ class DevCluster:
         bins = binaries or ensure_binaries()
         self.state.mkdir(parents=True, exist_ok=True)
         self._pids.unlink(missing_ok=True)
+        # Every `up` starts from an empty cluster: no objects or peering records from a past run.
+        shutil.rmtree(self.state / "etcd", ignore_errors=True)
         pki = self.state / "pki"
         pki.mkdir(exist_ok=True)
         token = secrets.token_hex(24)
