@@ -1,6 +1,6 @@
 """The ``slipway`` command: run the operator, generate CRDs, manage the local control plane.
 
-slipway run [--config FILE] [--namespace NS] [--standalone]
+slipway run [--config FILE] [--namespace NS] [--standalone] [--priority N] [--verbose]
 slipway crds [--out DIR] [--check]
 slipway dev up [--operator] [--examples] | down | status
 """
@@ -87,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", help="watch only this namespace (default: all)")
     run.add_argument("--standalone", action="store_true", help="no peering (single replica)")
     run.add_argument("--priority", type=int, help="peering priority (default: random)")
+    run.add_argument("--verbose", action="store_true", help="debug logs (kopf's included)")
     run.set_defaults(func=_run)
 
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
@@ -114,4 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command is None:
         args = parser().parse_args(["run", *(argv or sys.argv[1:])])
+    if getattr(args, "verbose", False):
+        logging.getLogger().setLevel(logging.DEBUG)
     return int(args.func(args))

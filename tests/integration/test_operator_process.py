@@ -54,47 +54,61 @@ def peer_namespace(kube: Cluster) -> Iterator[str]:
     kube.delete("v1", "Namespace", None, name)
 
 
+def start_replica(
+    priority: int, namespace: str, kubeconfig: Path, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Start `slipway run` with its own ports; return the process, its metrics port and log."""
+    metrics, health = free_port(), free_port()
+    config = tmp_path / f"config-{priority}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {**POOLS, "namespace": namespace, "metricsPort": metrics, "healthPort": health}
+        )
+    )
+    log = tmp_path / f"operator-{priority}.log"
+    command = ["slipway", "run", "--config", str(config), "--priority", str(priority), "--verbose"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        env={"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    eventually(lambda: http_get(health, "/healthz"), timeout=60, what="liveness endpoint")
+    return proc, metrics, log
+
+
 def test_two_replicas_one_acts(
     kube: Cluster, dev_cluster: DevCluster, peer_namespace: str, tmp_path: Path
 ) -> None:
-    replicas = []
+    """A second replica joining an active one stands by: it never reconciles.
+
+    Peering is a keep-alive protocol, not a lock: two replicas started in the same instant can
+    both act until each has seen the other's keep-alive (kopf documents this). A Deployment's
+    rolling update starts the new pod while the old one is active, which is the case tested."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def logs() -> str:
+        return "\n".join(p.read_text()[-20000:] for p in sorted(tmp_path.glob("operator-*.log")))
+
+    def peers() -> set[int]:
+        peering = kube.get("kopf.dev/v1", "KopfPeering", peer_namespace, "slipway") or {}
+        return {peer["priority"] for peer in (peering.get("status") or {}).values()}
+
     try:
-        for priority in (10, 20):
-            metrics, health = free_port(), free_port()
-            config = tmp_path / f"config-{priority}.yaml"
-            config.write_text(
-                yaml.safe_dump(
-                    {
-                        **POOLS,
-                        "namespace": peer_namespace,
-                        "metricsPort": metrics,
-                        "healthPort": health,
-                    }
-                )
-            )
-            log = (tmp_path / f"operator-{priority}.log").open("w")
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "slipway",
-                    "run",
-                    "--config",
-                    str(config),
-                    "--priority",
-                    str(priority),
-                ],
-                env={"KUBECONFIG": str(dev_cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            replicas.append((priority, proc, metrics, health))
-        for _, _, _, health in replicas:
-            eventually(
-                lambda health=health: http_get(health, "/healthz"),
-                timeout=60,
-                what="liveness endpoint",
-            )
+        high, high_metrics, high_log = start_replica(
+            20, peer_namespace, dev_cluster.kubeconfig, tmp_path
+        )
+        processes.append(high)
+        eventually(
+            lambda: "Resuming operations" in high_log.read_text(),
+            timeout=60,
+            what="the first replica to become active",
+        )
+        low, low_metrics, low_log = start_replica(
+            10, peer_namespace, dev_cluster.kubeconfig, tmp_path
+        )
+        processes.append(low)
+        eventually(lambda: peers() == {10, 20}, timeout=60, what="both replicas in the peering")
 
         kube.apply(
             {
@@ -104,24 +118,19 @@ def test_two_replicas_one_acts(
                 "spec": {"model": {"uri": "s3://m/peered.onnx", "digest": "sha256:" + "e" * 64}},
             }
         )
-
-        def logs() -> str:
-            return "\n".join(p.read_text()[-3000:] for p in sorted(tmp_path.glob("operator-*.log")))
-
-        try:
-            eventually(
-                lambda: kube.list(SELDON, "SeldonDeployment", peer_namespace),
-                timeout=120,
-                what="the active replica to create the SeldonDeployment",
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\noperator logs:\n{logs()}") from None
-        low, high = replicas
-        active = eventually(lambda: reconciles(http_get(high[2], "/metrics")), what="metrics")
+        eventually(
+            lambda: kube.list(SELDON, "SeldonDeployment", peer_namespace),
+            timeout=60,
+            what="the active replica to create the SeldonDeployment",
+        )
+        active = eventually(lambda: reconciles(http_get(high_metrics, "/metrics")), what="metrics")
         assert active >= 1
-        assert reconciles(http_get(low[2], "/metrics")) == 0
-        assert "slipway.k8s" not in (tmp_path / "operator-10.log").read_text()  # wrote nothing
+        assert reconciles(http_get(low_metrics, "/metrics")) == 0
+        assert "Resuming operations" not in low_log.read_text()
+        assert "slipway.k8s" not in low_log.read_text()  # wrote nothing
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator logs:\n{logs()}") from None
     finally:
-        for _, proc, _, _ in replicas:
+        for proc in processes:
             proc.terminate()
             proc.wait(30)
