@@ -1,82 +1,86 @@
-"""The SeldonDeployment fields the image needs, checked on the rendering and against a server
-started with exactly the rendered environment and probed on exactly the rendered paths."""
+"""The image as a Seldon Core v1 custom V2 server, checked against the operator's own rendering.
+
+The operator's Seldon backend (`operator/slipway/backends/seldon.py`) is the one statement of the
+SeldonDeployment that runs this image; its unit test keeps `tests/unit/golden/seldondeployment.yaml`
+equal to what the code renders. These tests read that file, check the fields Seldon and this
+server agree on, and start a server with exactly the rendered environment, probed on exactly the
+rendered paths: a change on either side that breaks the contract fails here.
+"""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+import yaml
 
 from server_harness import SRC, infer_body
-from slipway_model_server.seldon import render_seldon_deployment
+
+GOLDEN = Path(__file__).resolve().parents[3] / "tests" / "unit" / "golden" / "seldondeployment.yaml"
 
 
-def _render(path: str, digest: str) -> dict:
-    return render_seldon_deployment(
-        name="iris",
-        namespace="models",
-        image="registry.example/slipway/model-server:0.1.0",
-        model_uri=path,
-        sha256=digest,
-        model_version="7",
-        drain_timeout_s=20,
-    )
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    return yaml.safe_load(GOLDEN.read_text())
 
 
-def test_rendered_fields(mlp_model: tuple) -> None:
-    sdep = _render("s3://bucket/iris/model.onnx", mlp_model[1])
-    assert sdep["apiVersion"] == "machinelearning.seldon.io/v1"
-    assert sdep["kind"] == "SeldonDeployment"
-    spec = sdep["spec"]
-    assert spec["protocol"] == "v2"
-    [predictor] = spec["predictors"]
-    graph = predictor["graph"]
-    assert graph["type"] == "MODEL"
-    assert "implementation" not in graph  # a custom server, not a prepackaged one
-    assert graph["endpoint"] == {"type": "REST", "httpPort": 9000}
+def parts(sdep: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The predictor's graph node, pod spec and (only) container."""
+    [predictor] = sdep["spec"]["predictors"]
     [component] = predictor["componentSpecs"]
     [container] = component["spec"]["containers"]
-    assert container["name"] == graph["name"] == "iris"  # Seldon pairs node and container by name
-    assert container["image"] == "registry.example/slipway/model-server:0.1.0"
-    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {
-        "path": "/v2/health/live",
-        "port": "http",
-        "scheme": "HTTP",
-    }
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
-    env = {item["name"]: item["value"] for item in container["env"]}
-    assert env["SLIPWAY_MODEL_URI"] == "s3://bucket/iris/model.onnx"
-    assert env["SLIPWAY_MODEL_SHA256"] == mlp_model[1]
-    assert env["SLIPWAY_MODEL_NAME"] == graph["name"]
-    assert env["SLIPWAY_MODEL_VERSION"] == "7"
-    assert env["SLIPWAY_PORT"] == "9000"
-    grace = component["spec"]["terminationGracePeriodSeconds"]
-    assert int(env["SLIPWAY_DRAIN_TIMEOUT_S"]) == 20
-    assert grace > int(env["SLIPWAY_DRAIN_TIMEOUT_S"]) + int(env["SLIPWAY_SHUTDOWN_DELAY_S"])
-    assert int(env["SLIPWAY_SHUTDOWN_DELAY_S"]) > 0  # time for endpoints to drop the pod
+    return predictor["graph"], component["spec"], container
 
 
-def test_server_runs_with_the_rendered_container(start_server, mlp_model: tuple) -> None:
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def test_the_fields_seldon_and_the_server_agree_on(rendered: dict[str, Any]) -> None:
+    assert rendered["apiVersion"] == "machinelearning.seldon.io/v1"
+    assert rendered["spec"]["protocol"] == "v2"  # Seldon's executor speaks V2 to the container
+    graph, pod, container = parts(rendered)
+    env = environment(container)
+    assert graph["type"] == "MODEL"
+    assert "implementation" not in graph  # a custom server, not a prepackaged one
+    # Seldon routes /v2/models/<node>/ to the container of that name; the server serves one name.
+    assert graph["name"] == container["name"] == env["SLIPWAY_MODEL_NAME"]
+    [port] = container["ports"]
+    assert port["name"] == "http"
+    assert port["containerPort"] == graph["endpoint"]["httpPort"] == int(env["SLIPWAY_PORT"])
+    assert graph["endpoint"]["type"] == "REST"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    drain = float(env["SLIPWAY_DRAIN_TIMEOUT_S"]) + float(env["SLIPWAY_SHUTDOWN_DELAY_S"])
+    assert float(env["SLIPWAY_SHUTDOWN_DELAY_S"]) > 0  # time for endpoints to drop the pod
+    assert pod["terminationGracePeriodSeconds"] > drain  # SIGKILL only after the drain
+
+
+def test_server_runs_with_the_rendered_container(
+    rendered: dict[str, Any], start_server, mlp_model: tuple
+) -> None:
     path, digest, reference = mlp_model
-    [container] = _render(str(path), digest)["spec"]["predictors"][0]["componentSpecs"][0]["spec"][
-        "containers"
-    ]
-    env = {item["name"]: item["value"] for item in container["env"]}
-    env.pop("SLIPWAY_PORT")  # the harness picks a free loopback port instead of 9000
+    graph, _, container = parts(rendered)
+    env = environment(container)
+    assert env["SLIPWAY_MODEL_SHA256"].startswith("sha256:")  # the operator's digest form
+    env |= {"SLIPWAY_MODEL_URI": str(path), "SLIPWAY_MODEL_SHA256": f"sha256:{digest}"}
+    env.pop("SLIPWAY_PORT")  # the harness picks a free loopback port
     env.pop("SLIPWAY_SHUTDOWN_DELAY_S")  # the harness kills the server at the end
     server = start_server(env)
     server.wait_live()
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         server._poll(container[probe]["httpGet"]["path"], 200)
-    x = np.ones((1, 4), np.float32)
-    response = server.client.post("/v2/models/iris/infer", json=infer_body("x", x))
+    x = np.ones((2, 4), np.float32)
+    response = server.client.post(f"/v2/models/{graph['name']}/infer", json=infer_body("x", x))
     assert response.status_code == 200, response.text
-    assert response.json()["model_version"] == "7"
-    got = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(1, 3)
+    assert response.json()["model_name"] == graph["name"]
+    assert response.json()["model_version"] == env["SLIPWAY_MODEL_VERSION"]
+    got = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(2, 3)
     np.testing.assert_allclose(got, reference(x), rtol=1e-5, atol=1e-5)
 
 
@@ -100,25 +104,3 @@ def test_seldon_port_variable_is_honoured(mlp_model: tuple) -> None:
 
 
 _PORT_CHECK = "from slipway_model_server.settings import load_settings; print(load_settings().port)"
-
-
-def test_cli_prints_the_manifest(mlp_model: tuple) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slipway_model_server.seldon",
-            "--name=iris",
-            "--image=img:1",
-            "--model-uri=s3://b/m.onnx",
-            f"--sha256={mlp_model[1]}",
-        ],
-        env={"PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    manifest = json.loads(result.stdout)
-    assert manifest["kind"] == "SeldonDeployment"
-    assert manifest["spec"]["predictors"][0]["graph"]["name"] == "iris"

@@ -32,12 +32,15 @@ def seldon_name(owner: Owner, version: ModelVersion) -> str:
     return short_name(owner.name, version.version, limit=SELDON_NAME_LIMIT)
 
 
-def _env(spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion) -> list[dict[str, str]]:
+def _env(
+    spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion, port: int
+) -> list[dict[str, str]]:
     env = {
         "SLIPWAY_MODEL_NAME": app_label(owner),
         "SLIPWAY_MODEL_VERSION": version.version,
         "SLIPWAY_MODEL_URI": version.uri,
         "SLIPWAY_MODEL_SHA256": version.digest,
+        "SLIPWAY_PORT": str(port),
         "SLIPWAY_SHUTDOWN_DELAY_S": str(SHUTDOWN_DELAY_S),
         "SLIPWAY_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
     }
@@ -53,9 +56,11 @@ def _env(spec: ModelDeploymentSpec, owner: Owner, version: ModelVersion) -> list
 
 
 def _probe(path: str, period: int, failures: int = 3) -> dict[str, Any]:
+    # A 2 s timeout, not Kubernetes' 1 s: a saturated CPU must not take a busy replica out.
     return {
         "httpGet": {"path": path, "port": "http"},
         "periodSeconds": period,
+        "timeoutSeconds": 2,
         "failureThreshold": failures,
     }
 
@@ -74,9 +79,11 @@ def build_seldon_deployment(
         # container and the served model share one name: the ModelDeployment's app label.
         "name": app_label(owner),
         "image": spec.server.image,
-        "env": _env(spec, owner, version),
+        "env": _env(spec, owner, version, config.model_server_port),
         "ports": [{"name": "http", "containerPort": config.model_server_port}],
-        "startupProbe": _probe("/v2/health/live", 2, failures=60),
+        # Fetching a large model from object storage can take minutes: the startup probe holds
+        # the liveness probe off for up to 5 min. Ready means loaded, verified and warmed up.
+        "startupProbe": _probe("/v2/health/live", 2, failures=150),
         "readinessProbe": _probe("/v2/health/ready", 5),
         "livenessProbe": _probe("/v2/health/live", 10),
     }
@@ -98,9 +105,7 @@ def build_seldon_deployment(
             }
         ],
         "graph": {
-            # Seldon routes /v2/models/<graph node>/ to the container of that name, so the node, the
-            # container and the served model share one name: the ModelDeployment's app label.
-            "name": app_label(owner),
+            "name": app_label(owner),  # = the container's name (see above)
             "type": "MODEL",
             "endpoint": {"type": "REST", "httpPort": config.model_server_port},
         },
