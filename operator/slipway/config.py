@@ -59,7 +59,6 @@ class OperatorConfig(_Config):
     namespace: str | None = Field(
         default=None, description="Watch one namespace (or a glob such as 'team-*'); None: all."
     )
-    resync_seconds: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     health_port: int = Field(default=8081, ge=0, le=65535)
     model_server_port: int = Field(default=9000, ge=1, le=65535)

@@ -33,7 +33,6 @@ POOLS = {
             ],
         }
     ],
-    "resyncSeconds": 300,
     "namespace": "t-*",  # the per-test namespaces; other tests run operators of their own
     "metricsPort": 0,
     "healthPort": 0,

@@ -48,6 +48,36 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
+def wait_condition(kube: Cluster, ns: str, name: str, type_: str, status: str) -> dict[str, Any]:
+    """The condition once it has ``status``."""
+    return dict(
+        eventually(
+            lambda: (c := condition(md(kube, ns, name), type_)).get("status") == status and c,
+            what=f"{name}: {type_}={status}",
+        )
+    )
+
+
+def deploy_from_training_job(
+    kube: Cluster, ns: str, name: str, job: str, report: dict[str, Any] | None = None
+) -> None:
+    """A TrainingJob (with the status its trainer would report, if any) and a ModelDeployment
+    taking its model from it."""
+    kube.apply(
+        {
+            "apiVersion": API,
+            "kind": "TrainingJob",
+            "metadata": {"name": job, "namespace": ns},
+            "spec": {"dataset": {"name": "digits", "version": "v1"}},
+        }
+    )
+    if report:
+        kube.patch_status(API, "TrainingJob", ns, job, report)
+    manifest = model_deployment(name, ns, V1)
+    manifest["spec"]["model"] = {"trainingJobRef": {"name": job}}
+    kube.apply(manifest)
+
+
 def play_seldon(kube: Cluster, ns: str, name: str, state: str = "Available") -> None:
     """What Seldon's controller does when the deployment's pods are ready (or fail)."""
     eventually(lambda: kube.get(SELDON, "SeldonDeployment", ns, name), what=f"sdep {name}")
@@ -135,6 +165,68 @@ def test_serve_split_promote_and_delete(kube: Cluster, namespace: str) -> None:
 
 
 @pytest.mark.usefixtures("operator")
+def test_children_are_restored_without_a_finalizer(kube: Cluster, namespace: str) -> None:
+    """Deleted or overwritten children come back, driven by watches on them, not by a timer (a
+    kopf timer would put a finalizer on every ModelDeployment)."""
+    ns = namespace
+    kube.apply(model_deployment("drift", ns, V1))
+    v1 = "v" + V1[1][7:15]
+    play_seldon(kube, ns, f"drift-{v1}")
+    eventually(lambda: condition(md(kube, ns, "drift"), "Ready").get("status") == "True", what="ok")
+    assert not md(kube, ns, "drift")["metadata"].get("finalizers")
+
+    kube.delete(ISTIO, "VirtualService", ns, "drift")
+    eventually(lambda: routes(kube, ns, "drift") == [(v1, 100)], what="VirtualService restored")
+
+    # Someone else takes over a field the operator owns (a forced server-side apply).
+    dr = kube.get(ISTIO, "DestinationRule", ns, "drift")
+    assert dr is not None
+    host = dr["spec"]["host"]
+    kube.apply(
+        {
+            "apiVersion": ISTIO,
+            "kind": "DestinationRule",
+            "metadata": {"name": "drift", "namespace": ns},
+            "spec": {"host": "elsewhere.example.com"},
+        }
+    )
+    eventually(
+        lambda: (kube.get(ISTIO, "DestinationRule", ns, "drift") or {})["spec"]["host"] == host,
+        what="DestinationRule host restored",
+    )
+
+    kube.delete(SELDON, "SeldonDeployment", ns, f"drift-{v1}")
+    eventually(
+        lambda: kube.get(SELDON, "SeldonDeployment", ns, f"drift-{v1}"),
+        what="SeldonDeployment recreated",
+    )
+    # Not Ready again until Seldon reports the new deployment.
+    waiting = wait_condition(kube, ns, "drift", "Progressing", "True")
+    assert waiting["reason"] == "WaitingForDeployment"
+
+
+@pytest.mark.usefixtures("operator")
+def test_model_from_a_training_job_follows_its_status(kube: Cluster, namespace: str) -> None:
+    """The ModelDeployment waits for its TrainingJob's model and deploys it once the job reports
+    one (the trainer's report is played through the status subresource)."""
+    deploy_from_training_job(kube, namespace, "from-job", "trained")
+    waiting = wait_condition(kube, namespace, "from-job", "Progressing", "True")
+    assert waiting["reason"] == "WaitingForModel"
+    assert kube.get("v1", "Service", namespace, "from-job") is None
+
+    kube.patch_status(
+        API, "TrainingJob", namespace, "trained", {"model": {"uri": V2[0], "digest": V2[1]}}
+    )
+    v2 = "v" + V2[1][7:15]
+    eventually(
+        lambda: kube.get(SELDON, "SeldonDeployment", namespace, f"from-job-{v2}"),
+        what="the TrainingJob's model deployed",
+    )
+    lineage = md(kube, namespace, "from-job")["status"]["lineage"]
+    assert lineage["trainingJob"] == "trained"
+
+
+@pytest.mark.usefixtures("operator")
 def test_reverting_the_model_rolls_back(kube: Cluster, namespace: str) -> None:
     ns = namespace
     kube.apply(model_deployment("rb", ns, V1))
@@ -158,13 +250,7 @@ def test_failed_candidate_is_degraded_and_gets_no_traffic(kube: Cluster, namespa
     play_seldon(kube, ns, f"fc-{v1}")
     kube.apply(model_deployment("fc", ns, V2))
     play_seldon(kube, ns, f"fc-{v2}", state="Failed")
-    degraded = eventually(
-        lambda: (
-            condition(md(kube, ns, "fc"), "Degraded").get("status") == "True"
-            and condition(md(kube, ns, "fc"), "Degraded")
-        ),
-        what="Degraded",
-    )
+    degraded = wait_condition(kube, ns, "fc", "Degraded", "True")
     assert degraded["reason"] == "CandidateFailed"
     assert condition(md(kube, ns, "fc"), "Ready")["status"] == "True"  # v1 still serves
     assert routes(kube, ns, "fc") == [(v1, 100), (v2, 0)]
@@ -207,24 +293,10 @@ def test_bad_references_degrade_without_children(
 
 @pytest.mark.usefixtures("operator")
 def test_malformed_uri_from_a_training_job_degrades(kube: Cluster, namespace: str) -> None:
-    kube.apply(
-        {
-            "apiVersion": API,
-            "kind": "TrainingJob",
-            "metadata": {"name": "tj", "namespace": namespace},
-            "spec": {"dataset": {"name": "digits", "version": "v1"}},
-        }
-    )
     # Play the trainer's report with a model URI no server could fetch.
-    kube.patch_status(
-        API, "TrainingJob", namespace, "tj", {"model": {"uri": "models/tj.onnx", "digest": V1[1]}}
-    )
-    manifest = model_deployment("from-tj", namespace, V1)
-    manifest["spec"]["model"] = {"trainingJobRef": {"name": "tj"}}
-    kube.apply(manifest)
-    degraded = eventually(
-        lambda: condition(md(kube, namespace, "from-tj"), "Degraded"), what="status"
-    )
+    report = {"model": {"uri": "models/tj.onnx", "digest": V1[1]}}
+    deploy_from_training_job(kube, namespace, "from-tj", "tj", report)
+    degraded = wait_condition(kube, namespace, "from-tj", "Degraded", "True")
     assert degraded["reason"] == "InvalidModelURI"
     assert "'models/tj.onnx'" in degraded["message"]
     assert kube.get("v1", "Service", namespace, "from-tj") is None

@@ -12,9 +12,9 @@ from slipway.config import ConfigError, load_config
 def test_file_and_environment(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("nodePools:\n  - name: a100\n    nodeSelector: {pool: a100}\n")
-    config = load_config(path, environ={"SLIPWAY_RESYNC_SECONDS": "5"})
+    config = load_config(path, environ={"SLIPWAY_METRICS_PORT": "9100"})
     assert config.pool("a100") is not None and config.pool("a100").gpu_resource == "nvidia.com/gpu"
-    assert config.resync_seconds == 5
+    assert config.metrics_port == 9100
 
 
 def test_errors_name_each_field(tmp_path: Path) -> None:

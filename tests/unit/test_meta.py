@@ -1,4 +1,4 @@
-"""Child names and label values stay valid DNS labels for any valid parent name."""
+"""Child names and label values stay valid DNS labels; who last wrote a child is read right."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from slipway.builders.meta import label_value, short_name
+from slipway.builders.meta import label_value, short_name, written_by_another
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -31,3 +31,42 @@ def test_long_parents_that_share_a_prefix_get_different_names() -> None:
     a, b = "x" * 100 + "a", "x" * 100 + "b"
     assert short_name(a) != short_name(b)
     assert len(label_value(a)) <= 63
+
+
+def _entry(manager: str, time: str, subresource: str | None = None) -> dict[str, str]:
+    entry = {"manager": manager, "operation": "Apply", "time": time}
+    return entry | ({"subresource": subresource} if subresource else {})
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([_entry("slipway", "2026-01-01T00:00:05Z")], False),
+        # A controller reporting status is not a change to what the operator applied.
+        (
+            [
+                _entry("slipway", "2026-01-01T00:00:05Z"),
+                _entry("seldon", "2026-01-01T00:01:00Z", "status"),
+            ],
+            False,
+        ),
+        (
+            [_entry("slipway", "2026-01-01T00:00:05Z"), _entry("kubectl", "2026-01-01T00:01:00Z")],
+            True,
+        ),
+        # Another manager that wrote before the operator's last apply has been overruled.
+        (
+            [_entry("kubectl", "2026-01-01T00:00:01Z"), _entry("slipway", "2026-01-01T00:00:05Z")],
+            False,
+        ),
+        # The same second cannot be ordered: it counts (a needless reconcile writes nothing).
+        (
+            [_entry("slipway", "2026-01-01T00:00:05Z"), _entry("kubectl", "2026-01-01T00:00:05Z")],
+            True,
+        ),
+        ([_entry("kubectl", "2026-01-01T00:00:05Z")], True),
+        ([], False),
+    ],
+)
+def test_written_by_another(entries: list[dict[str, str]], expected: bool) -> None:
+    assert written_by_another({"managedFields": entries}, "slipway") is expected

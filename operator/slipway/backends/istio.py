@@ -84,6 +84,12 @@ def build_virtual_service(owner: Owner, split: Split, config: OperatorConfig) ->
 class IstioTraffic:
     """The ``istio`` traffic provider."""
 
+    kinds: tuple[tuple[str, str], ...] = (
+        ("v1", "Service"),
+        (ISTIO_API, "DestinationRule"),
+        (ISTIO_API, "VirtualService"),
+    )
+
     def render(self, owner: Owner, split: Split, config: OperatorConfig) -> list[dict[str, Any]]:
         return [
             build_service(owner, config),

@@ -39,6 +39,8 @@ class NoServing:
 class NoTraffic:
     """Traffic provider ``none``: no routing objects."""
 
+    kinds: tuple[tuple[str, str], ...] = ()
+
     def render(self, owner: Owner, split: Split, config: OperatorConfig) -> list[dict[str, Any]]:
         return []
 

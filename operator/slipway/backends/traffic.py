@@ -12,6 +12,9 @@ from slipway.config import OperatorConfig
 class TrafficBackend(Protocol):
     """Renders the routing objects for a split between live versions."""
 
+    kinds: tuple[tuple[str, str], ...]
+    """(apiVersion, kind) of every object ``render`` may return, for the operator to watch."""
+
     def render(self, owner: Owner, split: Split, config: OperatorConfig) -> list[dict[str, Any]]:
         """The routing manifests, in the order they must be applied."""
         ...

@@ -64,6 +64,17 @@ def short_name(*parts: str, limit: int = MAX_NAME) -> str:
     return "-".join(p for p in (head, digest, suffix) if p)
 
 
+def written_by_another(meta: dict[str, Any], manager: str) -> bool:
+    """Whether a field manager other than ``manager`` wrote the object since ``manager`` last did.
+
+    Reads ``metadata.managedFields``; status writes (a controller reporting) do not count. Their
+    times have a one-second resolution, so a write in the same second as ours counts as newer.
+    """
+    entries = [e for e in meta.get("managedFields") or [] if not e.get("subresource")]
+    ours = max((str(e.get("time", "")) for e in entries if e.get("manager") == manager), default="")
+    return any(e.get("manager") != manager and str(e.get("time", "")) >= ours for e in entries)
+
+
 def label_value(value: str) -> str:
     """A label value for ``value``: itself when short enough, else a hashed short form."""
     return short_name(value) if len(value) > MAX_NAME else value

@@ -1,14 +1,25 @@
-"""kopf handlers for ModelDeployment and for the SeldonDeployments it owns.
+"""kopf handlers for ModelDeployment, and the watches that keep it at its desired state.
 
-Create, update, resume and the periodic resync all run the same level-based reconcile. A change
-in one of our SeldonDeployments (Seldon reporting it Available or Failed) reconciles its owner at
-once instead of waiting for the next resync. No finalizer: every child carries an owner reference,
-so Kubernetes' garbage collector removes them with the ModelDeployment.
+Create, update and resume (every object, each time the operator starts) run the same level-based
+reconcile. After that the operator reacts to what can move a ModelDeployment away from its desired
+state, as controller-runtime's owner watches do:
+
+- one of its serving deployments reports a state (Seldon: Available, Failed), is deleted, or is
+  changed by someone else;
+- one of its routing objects (Service, DestinationRule, VirtualService) is deleted or changed by
+  someone else;
+- the TrainingJob or TuningSweep it takes its model from changes.
+
+No finalizer, hence no per-object kopf timer (kopf puts a finalizer on every object a timer
+watches, and deleting a ModelDeployment would then wait for the operator): every child carries an
+owner reference, so Kubernetes' garbage collector removes them with the ModelDeployment. A reconcile
+with nothing to change writes nothing.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -17,13 +28,17 @@ import kopf
 from slipway import metrics
 from slipway.api.v1alpha1 import MODEL_DEPLOYMENT
 from slipway.api.v1alpha1.common import API_VERSION, GROUP, VERSION
-from slipway.builders.meta import MANAGED_BY
+from slipway.backends import serving_backend, traffic_backend
+from slipway.builders.meta import MANAGED_BY, written_by_another
 from slipway.k8s import ApiError
+from slipway.k8s.resources import resource
 from slipway.reconcilers import modeldeployment as reconciler
-from slipway.reconcilers.base import Context
+from slipway.reconcilers.base import Context, Result
+from slipway.reconcilers.modelsource import SOURCE_KINDS
 
 PLURAL = MODEL_DEPLOYMENT.info.plural
 KIND = MODEL_DEPLOYMENT.info.kind
+EVENT_RETRIES = 3  # an event-driven reconcile has no kopf retry: retry a transient API error here
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
 
@@ -33,74 +48,100 @@ def _lock(namespace: str, name: str) -> threading.Lock:
         return _locks[(namespace, name)]
 
 
-def run(ctx: Context, body: dict[str, Any]) -> None:
-    """Reconcile one ModelDeployment, mapping the result onto kopf's retry semantics."""
+def _reconcile(ctx: Context, body: dict[str, Any]) -> Result:
     meta = body["metadata"]
     with metrics.observe(KIND) as outcome, _lock(meta["namespace"], meta["name"]):
-        try:
-            result = reconciler.reconcile(ctx, body)
-        except ApiError as exc:
-            if exc.retriable:
-                raise kopf.TemporaryError(str(exc), delay=5) from exc
-            raise
+        result = reconciler.reconcile(ctx, body)
         if result.permanent:
             outcome.result = "invalid"
-            raise kopf.PermanentError(result.permanent)
-        if result.requeue_after:
+        elif result.requeue_after:
             outcome.result = "requeue"
-            raise kopf.TemporaryError("waiting", delay=result.requeue_after)
+        return result
+
+
+def run(ctx: Context, body: dict[str, Any]) -> None:
+    """Reconcile one ModelDeployment, mapping the result onto kopf's retry semantics."""
+    try:
+        result = _reconcile(ctx, body)
+    except ApiError as exc:
+        if exc.retriable:
+            raise kopf.TemporaryError(str(exc), delay=5) from exc
+        raise
+    if result.permanent:
+        raise kopf.PermanentError(result.permanent)
+    if result.requeue_after:
+        raise kopf.TemporaryError("waiting", delay=result.requeue_after)
+
+
+def nudge(ctx: Context, bodies: list[dict[str, Any]]) -> None:
+    """Reconcile ModelDeployments because something they depend on changed.
+
+    The outcome is in each object's status; waiting and invalid specs need no retry here (the
+    object's own handlers retry, and the next event comes again).
+    """
+    for body in bodies:
+        for attempt in range(1, EVENT_RETRIES + 1):
+            try:
+                _reconcile(ctx, body)
+                break
+            except ApiError as exc:
+                if not exc.retriable or attempt == EVENT_RETRIES:
+                    raise
+                time.sleep(attempt)
+
+
+def _group_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    resource = (GROUP, VERSION, PLURAL)
-
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     def reconcile_model_deployment(body: kopf.Body, **_: Any) -> None:
         run(ctx, _plain(body))
 
-    @kopf.timer(
-        *resource,
-        interval=ctx.config.resync_seconds,
-        idle=ctx.config.resync_seconds,
-        registry=registry,
-    )
-    def resync_model_deployment(body: kopf.Body, **_: Any) -> None:
-        run(ctx, _plain(body))
+    serving = serving_backend(ctx.config.serving)
+    traffic = traffic_backend(ctx.config.traffic)
+    manager = ctx.cluster.field_manager
+    children = [(serving.api_version, serving.kind)] if serving.kind != "None" else []
+    children += list(traffic.kinds)
 
-    @kopf.on.event(
-        "machinelearning.seldon.io",
-        "v1",
-        "seldondeployments",
-        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-        when=_reported_by_seldon,
-        registry=registry,
-    )
-    def seldon_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-        # Every event counts, the initial listing too: a watch that (re)starts late must not
-        # miss a state Seldon reported meanwhile. A reconcile with nothing to change writes nothing.
-        # Deletions are left to the resync: most come from the owner or its namespace going away.
-        if type == "DELETED":
-            return
-        owner = next(
-            (
-                r
-                for r in body.get("metadata", {}).get("ownerReferences", [])
-                if r.get("kind") == KIND
-            ),
-            None,
+    def child_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        child = _plain(body)
+        reported = body.get("kind") == serving.kind and bool(
+            (body.get("status") or {}).get("state")
         )
-        if owner is None:
-            return
-        parent = ctx.cluster.get(API_VERSION, KIND, body["metadata"]["namespace"], owner["name"])
-        if parent is not None and not parent["metadata"].get("deletionTimestamp"):
-            run(ctx, parent)
+        if type is None and not reported:
+            return  # the initial listing: every ModelDeployment is resumed anyway
+        # A state the serving controller reports counts in every event, the initial listing too:
+        # a watch that (re)starts late must not miss what Seldon reported meanwhile.
+        if type == "DELETED" or reported or written_by_another(child["metadata"], manager):
+            parent = reconciler.controller_of(ctx, child)
+            if parent is not None:
+                nudge(ctx, [parent])
 
+    for api_version, kind in children:
+        group, version = _group_version(api_version)
+        kopf.on.event(
+            group,
+            version,
+            resource(api_version, kind).plural,
+            id=f"{kind.lower()}-changed",
+            labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+            registry=registry,
+        )(child_changed)
 
-def _reported_by_seldon(body: kopf.Body, **_: Any) -> bool:
-    """Only a deployment whose controller has reported a state can change its owner's status."""
-    return bool((body.get("status") or {}).get("state"))
+    def source_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        if type is not None:  # not the initial listing: every ModelDeployment is resumed anyway
+            nudge(ctx, reconciler.referring_to(ctx, _plain(body)))
+
+    for kind in SOURCE_KINDS:
+        plural = resource(API_VERSION, kind).plural
+        kopf.on.event(GROUP, VERSION, plural, id=f"{kind.lower()}-changed", registry=registry)(
+            source_changed
+        )
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

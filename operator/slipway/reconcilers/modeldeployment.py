@@ -23,7 +23,7 @@ from slipway.k8s import ApiError
 
 from .base import Context, Result, describe_validation, log, write_status
 from .conditions import Verdict, merge_conditions
-from .modelsource import Resolved, resolve
+from .modelsource import Resolved, resolve, source_field
 
 KIND = "ModelDeployment"
 WAIT_FOR_MODEL_SECONDS = 30.0
@@ -242,3 +242,39 @@ def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool)
     if permanent:
         return Result(permanent=verdict.message)
     return Result(requeue_after=WAIT_FOR_MODEL_SECONDS)
+
+
+# Which ModelDeployments an event on another object concerns (controller-runtime's "map" funcs).
+
+
+def _live(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    return body if body and not body["metadata"].get("deletionTimestamp") else None
+
+
+def controller_of(ctx: Context, child: dict[str, Any]) -> dict[str, Any] | None:
+    """The ModelDeployment controlling ``child``; None when it has none, or it is gone or going."""
+    meta = child["metadata"]
+    ref = next(
+        (
+            r
+            for r in meta.get("ownerReferences") or []
+            if r.get("apiVersion") == API_VERSION and r.get("kind") == KIND and r.get("controller")
+        ),
+        None,
+    )
+    if ref is None:
+        return None
+    parent = _live(ctx.cluster.get(API_VERSION, KIND, meta["namespace"], ref["name"]))
+    return parent if parent and parent["metadata"]["uid"] == ref.get("uid") else None
+
+
+def referring_to(ctx: Context, source: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ModelDeployments that take their model from ``source`` (a TrainingJob or TuningSweep)."""
+    meta = source["metadata"]
+    field = source_field(source["kind"])
+    return [
+        body
+        for body in ctx.cluster.list(API_VERSION, KIND, meta["namespace"])
+        if _live(body)
+        and ((body.get("spec", {}).get("model") or {}).get(field) or {}).get("name") == meta["name"]
+    ]

@@ -80,6 +80,14 @@ _SOURCES: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any] | 
 }
 
 
+SOURCE_KINDS = tuple(_SOURCES)
+
+
+def source_field(kind: str) -> str:
+    """The ``spec.model`` field that names an object of ``kind``."""
+    return _SOURCES[kind][0]
+
+
 def _follow(ctx: Context, namespace: str, kind: str, name: str) -> Resolved | Verdict:
     field_name, lineage_key, model_of, not_yet = _SOURCES[kind]
     obj = ctx.cluster.get(API_VERSION, kind, namespace, name)
