@@ -108,19 +108,22 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     children = [(serving.api_version, serving.kind)] if serving.kind != "None" else []
     children += list(traffic.kinds)
 
-    def child_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-        child = _plain(body)
+    def child_matters(body: kopf.Body, type: str | None, **_: Any) -> bool:
+        # Decided on kopf's event loop, so that the events that need nothing (most of them: the
+        # operator's own writes) never queue for a worker thread, holding their bodies meanwhile.
         reported = body.get("kind") == serving.kind and bool(
             (body.get("status") or {}).get("state")
         )
-        if type is None and not reported:
-            return  # the initial listing: every ModelDeployment is resumed anyway
-        # A state the serving controller reports counts in every event, the initial listing too:
-        # a watch that (re)starts late must not miss what Seldon reported meanwhile.
-        if type == "DELETED" or reported or written_by_another(child["metadata"], manager):
-            parent = reconciler.controller_of(ctx, child)
-            if parent is not None:
-                nudge(ctx, [parent])
+        if type is None:
+            # The initial listing: every ModelDeployment is resumed anyway, but a state reported
+            # while no watch ran must not be missed.
+            return reported
+        return type == "DELETED" or reported or written_by_another(body["metadata"], manager)
+
+    def child_changed(body: kopf.Body, **_: Any) -> None:
+        parent = reconciler.controller_of(ctx, _plain(body))
+        if parent is not None:
+            nudge(ctx, [parent])
 
     for api_version, kind in children:
         group, version = _group_version(api_version)
@@ -130,18 +133,27 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             resource(api_version, kind).plural,
             id=f"{kind.lower()}-changed",
             labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+            when=child_matters,
             registry=registry,
         )(child_changed)
 
-    def source_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-        if type is not None:  # not the initial listing: every ModelDeployment is resumed anyway
-            nudge(ctx, reconciler.referring_to(ctx, _plain(body)))
+    def source_changed(body: kopf.Body, **_: Any) -> None:
+        nudge(ctx, reconciler.referring_to(ctx, _plain(body)))
 
     for kind in SOURCE_KINDS:
         plural = resource(API_VERSION, kind).plural
-        kopf.on.event(GROUP, VERSION, plural, id=f"{kind.lower()}-changed", registry=registry)(
-            source_changed
-        )
+        kopf.on.event(
+            GROUP,
+            VERSION,
+            plural,
+            id=f"{kind.lower()}-changed",
+            when=_not_listing,  # every ModelDeployment is resumed at start anyway
+            registry=registry,
+        )(source_changed)
+
+
+def _not_listing(type: str | None, **_: Any) -> bool:
+    return type is not None
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
