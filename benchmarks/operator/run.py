@@ -36,7 +36,6 @@ import yaml
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
 from slipway.devcluster.commands import crd_folders
-from slipway.devcluster.install import install_crds
 from slipway.devcluster.paths import repo_root
 from slipway.k8s import Cluster, connect
 
@@ -126,10 +125,9 @@ def ready_count(kube: Cluster) -> int:
 def run_size(n: int, idle: float, workdir: Path) -> dict[str, float]:
     root = repo_root()
     dev = DevCluster(workdir / f"cluster-{n}")
-    dev.start()
+    dev.start(crds=crd_folders(root))
     try:
         kube = connect(str(dev.kubeconfig), field_manager="bench")
-        install_crds(kube, crd_folders(root))
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         config = workdir / f"config-{n}.yaml"
         pools = yaml.safe_load((root / "config" / "dev.yaml").read_text())

@@ -18,7 +18,6 @@ import pytest
 from slipway.config import OperatorConfig
 from slipway.devcluster import DevCluster
 from slipway.devcluster.commands import crd_folders
-from slipway.devcluster.install import install_crds
 from slipway.k8s import Cluster, connect
 from slipway.runner import RunningOperator, start_in_thread
 
@@ -42,9 +41,8 @@ POOLS = {
 @pytest.fixture(scope="session")
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     dev = DevCluster(tmp_path_factory.mktemp("cluster"))
-    dev.start()
+    dev.start(crds=crd_folders(ROOT))
     try:
-        install_crds(connect(str(dev.kubeconfig)), crd_folders(ROOT))
         yield dev
     finally:
         dev.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 from slipway.k8s import connect
 
 from .cluster import DevCluster
-from .install import apply_manifests, install_crds, load_manifests
+from .install import apply_manifests, load_manifests
 from .paths import default_state_dir, repo_root
 
 
@@ -22,10 +22,9 @@ def crd_folders(root: Path) -> list[Path]:
 def _up(dev: DevCluster, args: argparse.Namespace) -> int:
     root = repo_root()
     started = time.monotonic()
-    dev.start()
-    cluster = connect(str(dev.kubeconfig), field_manager="slipway-dev")
-    names = install_crds(cluster, crd_folders(root))
+    names = dev.start(crds=crd_folders(root))
     print(f"installed {len(names)} CRDs")
+    cluster = connect(str(dev.kubeconfig), field_manager="slipway-dev")
     apply_manifests(cluster, load_manifests([root / "config" / "peering.yaml"]))
     if args.operator:
         dev.start_operator(root / "config" / "dev.yaml")
