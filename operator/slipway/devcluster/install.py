@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from slipway.k8s import Cluster
+from slipway.k8s import ApiError, Cluster
 from slipway.k8s.resources import resource
 
 CRD_API = "apiextensions.k8s.io/v1"
@@ -27,15 +27,12 @@ def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 def install_crds(cluster: Cluster, paths: Iterable[Path], timeout: float = 60.0) -> list[str]:
-    """Apply the CRDs found in ``paths`` and wait until each is Established."""
-    names = []
-    for crd in load_manifests(paths):
-        if crd.get("kind") != "CustomResourceDefinition":
-            continue
+    """Apply the CRDs found in ``paths``, wait until each is Established and its storage ready."""
+    crds = [crd for crd in load_manifests(paths) if crd.get("kind") == "CustomResourceDefinition"]
+    for crd in crds:
         cluster.apply(crd)
-        names.append(crd["metadata"]["name"])
     deadline = time.monotonic() + timeout
-    pending = set(names)
+    pending = {crd["metadata"]["name"] for crd in crds}
     while pending and time.monotonic() < deadline:
         for name in sorted(pending):
             live = cluster.get(CRD_API, "CustomResourceDefinition", None, name) or {}
@@ -45,7 +42,27 @@ def install_crds(cluster: Cluster, paths: Iterable[Path], timeout: float = 60.0)
         time.sleep(0.2)
     if pending:
         raise RuntimeError(f"CRDs not established after {timeout:.0f} s: {sorted(pending)}")
-    return names
+    for crd in crds:
+        _warm(cluster, crd, deadline)
+    return [crd["metadata"]["name"] for crd in crds]
+
+
+def _warm(cluster: Cluster, crd: dict[str, Any], deadline: float) -> None:
+    """List the kind once: the API server builds a CRD's storage (and watch cache) on first use and
+    answers 429 meanwhile, which a controller started right after would log as errors."""
+    spec = crd["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+    api_version, kind = f"{spec['group']}/{version}", spec["names"]["kind"]
+    while True:
+        try:
+            cluster.count(api_version, kind, None)
+            return
+        except KeyError:
+            return  # a kind the k8s layer has no path for: nothing will watch it
+        except ApiError as exc:
+            if exc.status != 429 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def apply_manifests(
