@@ -58,11 +58,10 @@ def wait_condition(kube: Cluster, ns: str, name: str, type_: str, status: str) -
     )
 
 
-def deploy_from_training_job(
-    kube: Cluster, ns: str, name: str, job: str, report: dict[str, Any] | None = None
+def apply_training_job(
+    kube: Cluster, ns: str, job: str, report: dict[str, Any] | None = None
 ) -> None:
-    """A TrainingJob (with the status its trainer would report, if any) and a ModelDeployment
-    taking its model from it."""
+    """A TrainingJob, with the status its trainer would report (if any) played."""
     kube.apply(
         {
             "apiVersion": API,
@@ -73,6 +72,9 @@ def deploy_from_training_job(
     )
     if report:
         kube.patch_status(API, "TrainingJob", ns, job, report)
+
+
+def deploy_from_training_job(kube: Cluster, ns: str, name: str, job: str) -> None:
     manifest = model_deployment(name, ns, V1)
     manifest["spec"]["model"] = {"trainingJobRef": {"name": job}}
     kube.apply(manifest)
@@ -207,11 +209,17 @@ def test_children_are_restored_without_a_finalizer(kube: Cluster, namespace: str
 
 @pytest.mark.usefixtures("operator")
 def test_model_from_a_training_job_follows_its_status(kube: Cluster, namespace: str) -> None:
-    """The ModelDeployment waits for its TrainingJob's model and deploys it once the job reports
-    one (the trainer's report is played through the status subresource)."""
+    """The ModelDeployment follows its TrainingJob: missing, then created without a model, then
+    reporting one (the trainer's report is played through the status subresource). No retry
+    timer is involved: the TrainingJob's own changes reconcile the ModelDeployment."""
     deploy_from_training_job(kube, namespace, "from-job", "trained")
+    missing = wait_condition(kube, namespace, "from-job", "Degraded", "True")
+    assert missing["reason"] == "ModelNotFound"
+
+    apply_training_job(kube, namespace, "trained")
     waiting = wait_condition(kube, namespace, "from-job", "Progressing", "True")
     assert waiting["reason"] == "WaitingForModel"
+    assert condition(md(kube, namespace, "from-job"), "Degraded")["status"] == "False"
     assert kube.get("v1", "Service", namespace, "from-job") is None
 
     kube.patch_status(
@@ -295,7 +303,8 @@ def test_bad_references_degrade_without_children(
 def test_malformed_uri_from_a_training_job_degrades(kube: Cluster, namespace: str) -> None:
     # Play the trainer's report with a model URI no server could fetch.
     report = {"model": {"uri": "models/tj.onnx", "digest": V1[1]}}
-    deploy_from_training_job(kube, namespace, "from-tj", "tj", report)
+    apply_training_job(kube, namespace, "tj", report)
+    deploy_from_training_job(kube, namespace, "from-tj", "tj")
     degraded = wait_condition(kube, namespace, "from-tj", "Degraded", "True")
     assert degraded["reason"] == "InvalidModelURI"
     assert "'models/tj.onnx'" in degraded["message"]

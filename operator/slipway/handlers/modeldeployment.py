@@ -54,8 +54,6 @@ def _reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         result = reconciler.reconcile(ctx, body)
         if result.permanent:
             outcome.result = "invalid"
-        elif result.requeue_after:
-            outcome.result = "requeue"
         return result
 
 
@@ -69,15 +67,13 @@ def run(ctx: Context, body: dict[str, Any]) -> None:
         raise
     if result.permanent:
         raise kopf.PermanentError(result.permanent)
-    if result.requeue_after:
-        raise kopf.TemporaryError("waiting", delay=result.requeue_after)
 
 
 def nudge(ctx: Context, bodies: list[dict[str, Any]]) -> None:
     """Reconcile ModelDeployments because something they depend on changed.
 
-    The outcome is in each object's status; waiting and invalid specs need no retry here (the
-    object's own handlers retry, and the next event comes again).
+    The outcome is in each object's status; an invalid spec needs no retry here (the user's fix
+    is an update, which the object's own handler takes).
     """
     for body in bodies:
         for attempt in range(1, EVENT_RETRIES + 1):

@@ -26,12 +26,11 @@ class Context:
 class Result:
     """How a reconcile ended, for the handler layer to map onto kopf.
 
-    ``permanent``: the spec is wrong; retrying cannot help until the user changes it.
-    ``requeue_after``: waiting on something outside (a referenced object, a backend).
+    ``permanent``: the spec is wrong; retrying cannot help until the user changes it. Waiting on
+    another object needs no field here: that object's changes reconcile again (a watch).
     """
 
     permanent: str | None = None
-    requeue_after: float | None = None
 
 
 def describe_validation(error: ValidationError, root: str = "spec") -> str:

@@ -26,7 +26,6 @@ from .conditions import Verdict, merge_conditions
 from .modelsource import Resolved, resolve, source_field
 
 KIND = "ModelDeployment"
-WAIT_FOR_MODEL_SECONDS = 30.0
 
 
 def owner_of(body: dict[str, Any]) -> Owner:
@@ -114,6 +113,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         return _stop(ctx, body, problem, permanent=True)
     resolved = resolve(ctx, owner.namespace, spec.model)
     if isinstance(resolved, Verdict):
+        # Nothing to retry: the TrainingJob or TuningSweep is watched, and its next change
+        # reconciles this object again.
         return _stop(ctx, body, resolved, permanent=False)
     try:
         return _converge(ctx, body, owner, spec, pool, resolved)
@@ -239,9 +240,7 @@ def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool)
     """Report a problem found before any child was touched (no half-created children)."""
     old = body.get("status") or {}
     _finish(ctx, body, verdict, {k: old.get(k) for k in ("stable", "candidate", "url", "lineage")})
-    if permanent:
-        return Result(permanent=verdict.message)
-    return Result(requeue_after=WAIT_FOR_MODEL_SECONDS)
+    return Result(permanent=verdict.message if permanent else None)
 
 
 # Which ModelDeployments an event on another object concerns (controller-runtime's "map" funcs).
