@@ -59,6 +59,11 @@ class OperatorConfig(_Config):
     namespace: str | None = Field(
         default=None, description="Watch one namespace (or a glob such as 'team-*'); None: all."
     )
+    resync_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between resyncs of every object (a safety net behind the watches).",
+    )
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     health_port: int = Field(default=8081, ge=0, le=65535)
     model_server_port: int = Field(default=9000, ge=1, le=65535)

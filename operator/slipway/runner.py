@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import kopf
 
 from slipway.config import OperatorConfig
-from slipway.handlers import register
+from slipway.handlers import Peering, register
 from slipway.k8s import connect
 from slipway.reconcilers.base import Context
 
@@ -23,12 +23,12 @@ log = logging.getLogger("slipway")
 
 
 def _registry(
-    config: OperatorConfig, kubeconfig: str | None = None
+    config: OperatorConfig, kubeconfig: str | None = None, peering: Peering | None = None
 ) -> tuple[kopf.OperatorRegistry, Context]:
     cluster = connect(kubeconfig, field_manager=config.field_manager)
     ctx = Context(cluster=cluster, config=config)
     registry = kopf.OperatorRegistry()
-    register(registry, ctx)
+    register(registry, ctx, peering)
     return registry, ctx
 
 
@@ -40,7 +40,7 @@ def _scope(config: OperatorConfig) -> dict[str, object]:
 
 def run_operator(config: OperatorConfig, standalone: bool = False, priority: int = 0) -> None:
     """Run until interrupted. With peering, only the highest-priority replica acts."""
-    registry, _ = _registry(config)
+    registry, _ = _registry(config, peering=None if standalone else Peering(PEERING, priority))
     kopf.run(
         registry=registry,
         standalone=standalone,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from slipway.k8s import Cluster
+from slipway.devcluster import DevCluster
+from slipway.k8s import Cluster, connect
 from slipway.runner import RunningOperator
 
 from .conftest import eventually
@@ -205,6 +206,50 @@ def test_children_are_restored_without_a_finalizer(kube: Cluster, namespace: str
     # Not Ready again until Seldon reports the new deployment.
     waiting = wait_condition(kube, ns, "drift", "Progressing", "True")
     assert waiting["reason"] == "WaitingForDeployment"
+
+
+def test_resync_restores_what_no_event_reported(
+    kube: Cluster, namespace: str, operator: RunningOperator, dev_cluster: DevCluster
+) -> None:
+    """A change the watches ignore (made under the operator's own field manager, as a replica of
+    the same operator would) is undone by a resync pass, and only by the leading replica."""
+    import datetime
+
+    from slipway.handlers.resync import Peering, resync_once
+
+    ns = namespace
+    kube.apply(model_deployment("resync", ns, V1))
+    play_seldon(kube, ns, "resync-v" + V1[1][7:15])
+    wait_condition(kube, ns, "resync", "Ready", "True")
+    host = (kube.get(ISTIO, "DestinationRule", ns, "resync") or {})["spec"]["host"]
+    same_manager = connect(str(dev_cluster.kubeconfig), field_manager="slipway")
+    same_manager.apply(
+        {
+            "apiVersion": ISTIO,
+            "kind": "DestinationRule",
+            "metadata": {"name": "resync", "namespace": ns},
+            "spec": {"host": "elsewhere.example.com"},
+        }
+    )
+
+    def current_host() -> str:
+        return str((kube.get(ISTIO, "DestinationRule", ns, "resync") or {})["spec"]["host"])
+
+    # A live replica of priority 20 leads this namespace: a replica of priority 10 stands by.
+    seen = datetime.datetime.now(datetime.UTC).isoformat()
+    kube.apply(
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": "slipway", "namespace": ns},
+            "status": {"leader": {"priority": 20, "lastseen": seen, "lifetime": 60}},
+        }
+    )
+    resync_once(operator.ctx, Peering("slipway", 10))
+    assert current_host() == "elsewhere.example.com"
+
+    resync_once(operator.ctx, Peering("slipway", 30))
+    assert current_host() == host
 
 
 @pytest.mark.usefixtures("operator")

@@ -9,10 +9,18 @@ import kopf
 
 from slipway.reconcilers.base import Context
 
-from . import modeldeployment, settings
+from . import modeldeployment, resync, settings
+from .resync import Peering
 
 
-def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    """Register every kind's handlers, and the operator settings, into ``registry``."""
+def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | None = None) -> None:
+    """Register every kind's handlers, the periodic resync and the operator settings.
+
+    ``peering``: this replica's peering name and priority; None for a standalone operator.
+    """
     settings.register(registry, ctx)
     modeldeployment.register(registry, ctx)
+    resync.register(registry, ctx, peering)
+
+
+__all__ = ["Peering", "register"]

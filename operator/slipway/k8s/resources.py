@@ -23,8 +23,9 @@ class Resource:
     def path(
         self, namespace: str | None, name: str | None = None, subresource: str | None = None
     ) -> str:
+        """The REST path; a namespaced kind with no ``namespace`` gives the all-namespaces path."""
         prefix = "/api/" if "/" not in self.api_version else "/apis/"
-        scope = f"namespaces/{namespace}/" if self.namespaced else ""
+        scope = f"namespaces/{namespace}/" if self.namespaced and namespace is not None else ""
         path = f"{prefix}{self.api_version}/{scope}{self.plural}"
         if name is not None:
             path += f"/{name}"

@@ -1,0 +1,107 @@
+"""Periodic resync: every ``resyncSeconds`` the leading replica reconciles each ModelDeployment.
+
+It is the safety net behind the watches: an event that found the API server unreachable, or a
+watch that restarted from a fresh listing (a child deleted meanwhile sends no DELETED event). A
+kopf timer would do this per object, but kopf puts a finalizer on every object a timer watches;
+this is one loop for the operator instead. It must act only while this replica leads, and kopf
+keeps that state to itself, so the loop reads the peering record kopf maintains (each replica's
+priority and last keep-alive) and stands by while another live replica outranks it or ties.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from slipway.api.v1alpha1.common import API_VERSION
+from slipway.reconcilers.base import Context
+
+from .modeldeployment import KIND, nudge
+
+log = logging.getLogger("slipway.resync")
+PEERING_API = "kopf.dev/v1"
+
+
+@dataclass(frozen=True)
+class Peering:
+    """This replica's place in kopf peering: the record's name and this replica's priority."""
+
+    name: str
+    priority: int
+
+
+def leads(record: dict[str, Any] | None, priority: int, now: datetime.datetime) -> bool:
+    """Whether a replica of ``priority`` leads, by a kopf peering record (None: no record).
+
+    kopf pauses a replica while another live one has a higher priority, and every replica of a
+    tied priority. A record lists each replica's priority, keep-alive time and lifetime; this
+    replica is one of the live entries of its own priority, so more than one means a tie.
+    """
+    live = []
+    for peer in ((record or {}).get("status") or {}).values():
+        seen = datetime.datetime.fromisoformat(peer["lastseen"])
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=datetime.UTC)
+        if seen + datetime.timedelta(seconds=float(peer.get("lifetime", 60))) > now:
+            live.append(int(peer.get("priority", 0)))
+    return not any(p > priority for p in live) and live.count(priority) <= 1
+
+
+def resync_once(ctx: Context, peering: Peering | None) -> int:
+    """Reconcile every ModelDeployment this replica serves and leads; returns how many."""
+    now = datetime.datetime.now(datetime.UTC)
+    pattern = ctx.config.namespace
+    bodies = ctx.cluster.list(
+        API_VERSION, KIND, pattern if pattern and not _is_glob(pattern) else None
+    )
+    leading: dict[str, bool] = {}
+    done = 0
+    for body in bodies:
+        namespace = body["metadata"]["namespace"]
+        if pattern and not fnmatch.fnmatchcase(namespace, pattern):
+            continue
+        if peering is not None:
+            # Cluster-wide, kopf keeps one ClusterKopfPeering; namespaced, one KopfPeering each.
+            scope = "" if pattern is None else namespace
+            if scope not in leading:
+                kind = "KopfPeering" if scope else "ClusterKopfPeering"
+                record = ctx.cluster.get(PEERING_API, kind, scope or None, peering.name)
+                leading[scope] = leads(record, peering.priority, now)
+            if not leading[scope]:
+                continue
+        try:
+            nudge(ctx, [body])
+            done += 1
+        except Exception:
+            log.exception("resync of %s/%s failed", namespace, body["metadata"]["name"])
+    return done
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | None) -> None:
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(ctx.config.resync_seconds):
+            try:
+                count = resync_once(ctx, peering)
+                log.debug("resynced %d ModelDeployments", count)
+            except Exception:
+                log.exception("resync failed; next in %.0f s", ctx.config.resync_seconds)
+
+    @kopf.on.startup(registry=registry)
+    def start_resync(**_: Any) -> None:
+        threading.Thread(target=loop, name="slipway-resync", daemon=True).start()
+
+    @kopf.on.cleanup(registry=registry)
+    def stop_resync(**_: Any) -> None:
+        stop.set()
