@@ -12,8 +12,9 @@ state, as controller-runtime's owner watches do:
 
 No finalizer, hence no per-object kopf timer (kopf puts a finalizer on every object a timer
 watches, and deleting a ModelDeployment would then wait for the operator): every child carries an
-owner reference, so Kubernetes' garbage collector removes them with the ModelDeployment. A reconcile
-with nothing to change writes nothing.
+owner reference, so Kubernetes' garbage collector removes them with the ModelDeployment. The
+periodic resync is one loop for the whole operator instead (``resync.py``). A reconcile with
+nothing to change writes nothing.
 """
 
 from __future__ import annotations
@@ -49,9 +50,19 @@ def _lock(namespace: str, name: str) -> threading.Lock:
 
 
 def _reconcile(ctx: Context, body: dict[str, Any]) -> Result:
+    """Reconcile the object as it is now, one reconcile per object at a time.
+
+    The body that triggered the reconcile may be stale by the time the lock is held (a resync
+    pass's listing, an event queued behind another reconcile of the same object), and a status
+    compared against a stale one would be written, and announced, again. So it is read afresh.
+    """
     meta = body["metadata"]
     with metrics.observe(KIND) as outcome, _lock(meta["namespace"], meta["name"]):
-        result = reconciler.reconcile(ctx, body)
+        fresh = ctx.cluster.get(API_VERSION, KIND, meta["namespace"], meta["name"])
+        if fresh is None or fresh["metadata"]["uid"] != meta.get("uid", fresh["metadata"]["uid"]):
+            outcome.result = "gone"
+            return Result()
+        result = reconciler.reconcile(ctx, fresh)
         if result.permanent:
             outcome.result = "invalid"
         return result
