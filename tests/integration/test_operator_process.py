@@ -3,6 +3,7 @@ peering so that of two replicas only one acts."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +16,7 @@ import yaml
 
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
+from slipway.handlers.resync import leads
 from slipway.k8s import Cluster
 
 from .conftest import POOLS, eventually
@@ -109,6 +111,10 @@ def test_two_replicas_one_acts(
         )
         processes.append(low)
         eventually(lambda: peers() == {10, 20}, timeout=60, what="both replicas in the peering")
+        # The resync loop reads this record, as kopf wrote it, to know which replica leads.
+        record = kube.get("kopf.dev/v1", "KopfPeering", peer_namespace, "slipway")
+        now = datetime.datetime.now(datetime.UTC)
+        assert leads(record, 20, now) and not leads(record, 10, now)
 
         kube.apply(
             {
