@@ -8,11 +8,13 @@ checked as objects, validated by their CRD schemas.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
 
 from slipway.devcluster import DevCluster
+from slipway.handlers.resync import Peering, resync_once
 from slipway.k8s import Cluster, connect
 from slipway.runner import RunningOperator
 
@@ -213,10 +215,6 @@ def test_resync_restores_what_no_event_reported(
 ) -> None:
     """A change the watches ignore (made under the operator's own field manager, as a replica of
     the same operator would) is undone by a resync pass, and only by the leading replica."""
-    import datetime
-
-    from slipway.handlers.resync import Peering, resync_once
-
     ns = namespace
     kube.apply(model_deployment("resync", ns, V1))
     play_seldon(kube, ns, "resync-v" + V1[1][7:15])

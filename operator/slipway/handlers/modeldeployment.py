@@ -54,12 +54,17 @@ def _reconcile(ctx: Context, body: dict[str, Any]) -> Result:
 
     The body that triggered the reconcile may be stale by the time the lock is held (a resync
     pass's listing, an event queued behind another reconcile of the same object), and a status
-    compared against a stale one would be written, and announced, again. So it is read afresh.
+    compared against a stale one would be written, and announced, again. So it is read afresh;
+    an object that is gone, replaced (another uid) or being deleted is left alone.
     """
     meta = body["metadata"]
     with metrics.observe(KIND) as outcome, _lock(meta["namespace"], meta["name"]):
         fresh = ctx.cluster.get(API_VERSION, KIND, meta["namespace"], meta["name"])
-        if fresh is None or fresh["metadata"]["uid"] != meta.get("uid", fresh["metadata"]["uid"]):
+        if (
+            fresh is None
+            or fresh["metadata"]["uid"] != (meta.get("uid") or fresh["metadata"]["uid"])
+            or fresh["metadata"].get("deletionTimestamp")
+        ):
             outcome.result = "gone"
             return Result()
         result = reconciler.reconcile(ctx, fresh)
@@ -128,7 +133,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         return type == "DELETED" or reported or written_by_another(body["metadata"], manager)
 
     def child_changed(body: kopf.Body, **_: Any) -> None:
-        parent = reconciler.controller_of(ctx, _plain(body))
+        parent = reconciler.controller_of(_plain(body))
         if parent is not None:
             nudge(ctx, [parent])
 

@@ -246,12 +246,11 @@ def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool)
 # Which ModelDeployments an event on another object concerns (controller-runtime's "map" funcs).
 
 
-def _live(body: dict[str, Any] | None) -> dict[str, Any] | None:
-    return body if body and not body["metadata"].get("deletionTimestamp") else None
+def controller_of(child: dict[str, Any]) -> dict[str, Any] | None:
+    """A reference (``metadata`` only) to the ModelDeployment controlling ``child``, or None.
 
-
-def controller_of(ctx: Context, child: dict[str, Any]) -> dict[str, Any] | None:
-    """The ModelDeployment controlling ``child``; None when it has none, or it is gone or going."""
+    No API call: the reconcile reads the object itself, and skips it when it is gone or going.
+    """
     meta = child["metadata"]
     ref = next(
         (
@@ -263,8 +262,9 @@ def controller_of(ctx: Context, child: dict[str, Any]) -> dict[str, Any] | None:
     )
     if ref is None:
         return None
-    parent = _live(ctx.cluster.get(API_VERSION, KIND, meta["namespace"], ref["name"]))
-    return parent if parent and parent["metadata"]["uid"] == ref.get("uid") else None
+    return {
+        "metadata": {"namespace": meta["namespace"], "name": ref["name"], "uid": ref.get("uid")}
+    }
 
 
 def referring_to(ctx: Context, source: dict[str, Any]) -> list[dict[str, Any]]:
@@ -274,6 +274,5 @@ def referring_to(ctx: Context, source: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         body
         for body in ctx.cluster.list(API_VERSION, KIND, meta["namespace"])
-        if _live(body)
-        and ((body.get("spec", {}).get("model") or {}).get(field) or {}).get("name") == meta["name"]
+        if ((body.get("spec", {}).get("model") or {}).get(field) or {}).get("name") == meta["name"]
     ]
