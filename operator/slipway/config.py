@@ -38,15 +38,52 @@ class Toleration(_Config):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+
+
 class NodePool(_Config):
     """A named group of nodes that training and serving pods can be placed on."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
-    gpu_resource: str = Field(default="nvidia.com/gpu", min_length=1)
+    gpu_resource: str | None = Field(
+        default=DEFAULT_GPU_RESOURCE,
+        min_length=1,
+        description="Extended resource of the pool's GPUs; null for a CPU-only pool, where a CR "
+        "asking for GPUs is reported Degraded instead of rendering an unschedulable limit.",
+    )
     priority_class_name: str | None = None
     queue: str | None = None
+
+
+class KfpConfig(_Config):
+    """The Kubeflow Pipelines v2 API server the ``kfp`` pipelines provider talks to."""
+
+    endpoint: str = Field(
+        default="http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+        min_length=1,
+        description="Base URL of the KFP API server (the v2beta1 REST API lives under it).",
+    )
+    token_file: str | None = Field(
+        default="/var/run/secrets/kubernetes.io/serviceaccount/token",
+        description="Bearer token file, re-read on every call (projected tokens rotate); "
+        "None or a missing file: no Authorization header.",
+    )
+    ca_file: str | None = Field(default=None, description="CA bundle for an https endpoint.")
+    multi_user: bool = Field(
+        default=False,
+        description="Multi-user KFP: pipelines, experiments and runs live in a namespace "
+        "(kfp.namespace, else the object's own, which must be a Kubeflow profile).",
+    )
+    namespace: str | None = Field(default=None, description="KFP namespace in multi-user mode.")
+    experiment: str = Field(default="slipway", min_length=1, description="Experiment for runs.")
+    pipelines_dir: str | None = Field(
+        default=None,
+        description="Folder of the compiled pipeline IR (<name>.yaml); None: pipelines/compiled "
+        "of the checkout the operator runs from, else /opt/slipway/pipelines (operator image).",
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
 
 
 class OperatorConfig(_Config):
@@ -68,6 +105,34 @@ class OperatorConfig(_Config):
     health_port: int = Field(default=8081, ge=0, le=65535)
     model_server_port: int = Field(default=9000, ge=1, le=65535)
     cluster_domain: str = "cluster.local"
+    pipelines: Literal["kfp", "local", "none"] = Field(
+        default="kfp", description="Pipelines provider for Datasets and single-worker training."
+    )
+    training: Literal["trainjob", "pytorchjob", "local", "none"] = Field(
+        default="trainjob", description="Provider for distributed (multi-worker or GPU) training."
+    )
+    kfp: KfpConfig = Field(default_factory=KfpConfig)
+    trainjob_runtime: str = Field(
+        default="torch-distributed", min_length=1, description="TrainJob runtimeRef name."
+    )
+    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = (
+        "ClusterTrainingRuntime"
+    )
+    local_store: str | None = Field(
+        default=None,
+        description="Folder of the local providers' runs and pvc:// data; None: "
+        "$SLIPWAY_CACHE (else $XDG_CACHE_HOME/slipway, else ~/.cache/slipway)/local-store.",
+    )
+    pipelines_python: str | None = Field(
+        default=None,
+        description="Interpreter of the local pipelines provider (trainer + kfp installed); "
+        "None: the environment hack/venv.sh creates for pipelines/test.sh.",
+    )
+    trainer_python: str | None = Field(
+        default=None,
+        description="Interpreter of the local training provider (the trainer's environment); "
+        "None: the environment hack/venv.sh creates for images/trainer/test.sh.",
+    )
 
     @model_validator(mode="after")
     def _unique_pools(self) -> OperatorConfig:
@@ -113,7 +178,7 @@ def load_config(
     scalars = {
         name: field
         for name, field in OperatorConfig.model_fields.items()
-        if name not in {"node_pools"}
+        if name not in {"node_pools", "kfp"}
     }
     from_env = set()
     for name in scalars:
