@@ -51,6 +51,13 @@ _TABLE = [
     Resource("networking.istio.io/v1", "DestinationRule", "destinationrules"),
     Resource("kubeflow.org/v1beta1", "Experiment", "experiments"),
     Resource("kubeflow.org/v1", "PyTorchJob", "pytorchjobs"),
+    Resource("trainer.kubeflow.org/v1alpha1", "TrainJob", "trainjobs"),
+    Resource(
+        "trainer.kubeflow.org/v1alpha1",
+        "ClusterTrainingRuntime",
+        "clustertrainingruntimes",
+        namespaced=False,
+    ),
     *(Resource(f"{k.info.group}/{k.info.version}", k.info.kind, k.info.plural) for k in KINDS),
 ]
 RESOURCES = {(r.api_version, r.kind): r for r in _TABLE}
