@@ -1,7 +1,8 @@
 """Serving provider ``seldon``: one SeldonDeployment (machinelearning.seldon.io/v1) per version.
 
 Each runs Slipway's model server as a Seldon Core v1 custom server speaking the V2 protocol on the
-configured port, with V2 health probes. Its pods carry Istio's ``app`` (the ModelDeployment) and
+configured port, with V2 health probes, under the restricted Pod Security profile
+(``builders/security.py``). Its pods carry Istio's ``app`` (the ModelDeployment) and
 ``version`` labels, which the traffic provider's subsets select and Kiali draws. Seldon reports a
 deployment's state in ``status.state``: Creating, Available or Failed.
 """
@@ -14,6 +15,13 @@ from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
 from slipway.builders.meta import Owner, app_label, metadata, short_name
 from slipway.builders.placement import container_resources, pod_placement
 from slipway.builders.rollout import ModelVersion
+from slipway.builders.security import (
+    DEFAULT_REQUESTS,
+    container_security_context,
+    pod_security_context,
+    scratch_mount,
+    scratch_volume,
+)
 from slipway.config import NodePool, OperatorConfig
 
 from .serving import VersionState
@@ -86,10 +94,13 @@ def build_seldon_deployment(
         "startupProbe": _probe("/v2/health/live", 2, failures=150),
         "readinessProbe": _probe("/v2/health/ready", 5),
         "livenessProbe": _probe("/v2/health/live", 10),
+        "securityContext": container_security_context(),
+        "volumeMounts": [scratch_mount()],
+        "resources": container_resources(spec.resources, spec.placement, pool, DEFAULT_REQUESTS),
     }
-    resources = container_resources(spec.resources, spec.placement, pool)
-    if resources:
-        container["resources"] = resources
+    if spec.server.env_secret_ref_name:
+        # Storage credentials come from a Secret, never as literal values in the manifest.
+        container["envFrom"] = [{"secretRef": {"name": spec.server.env_secret_ref_name}}]
     predictor: dict[str, Any] = {
         "name": PREDICTOR,
         "replicas": spec.min_replicas,
@@ -99,6 +110,8 @@ def build_seldon_deployment(
                 "metadata": {"labels": dict(pod_labels)},
                 "spec": {
                     "containers": [container],
+                    "securityContext": pod_security_context(),
+                    "volumes": [scratch_volume()],
                     "terminationGracePeriodSeconds": SHUTDOWN_DELAY_S + DRAIN_TIMEOUT_S + 10,
                     **pod_placement(pool),
                 },

@@ -64,6 +64,24 @@ def short_name(*parts: str, limit: int = MAX_NAME) -> str:
     return "-".join(p for p in (head, digest, suffix) if p)
 
 
+def controlled_by(obj: dict[str, Any], owner: Owner) -> bool:
+    """Whether ``owner`` is the controller of ``obj`` (its controller owner reference, by uid).
+
+    An object of a child's name that fails this test belongs to someone else: the operator never
+    adopts it, never changes it and never deletes it.
+    """
+    return any(
+        ref.get("controller") and ref.get("uid") == owner.uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def owner_selector(owner: Owner) -> str:
+    """The label selector matching every child ``owner`` labelled (ownership is then checked by
+    the controller reference: a label alone can be copied)."""
+    return f"{owner.label_key}={label_value(owner.name)},app.kubernetes.io/managed-by={MANAGED_BY}"
+
+
 def written_by_another(meta: dict[str, Any], manager: str) -> bool:
     """Whether a field manager other than ``manager`` wrote the object since ``manager`` last did.
 

@@ -1,5 +1,8 @@
 """Rollout decisions for a ModelDeployment: which versions are live and what traffic each gets.
 
+A version is identified by its model's whole digest; its id (``v`` + hex digits of the digest) is
+short for names and labels, and made longer when two live digests would otherwise share it.
+
 Pure functions of (what status says was live, what the spec asks for, whether the candidate is
 ready). The status is the memory of a level-based reconcile: it records the stable version, so when
 the spec's model changes the operator knows the new one is a candidate, not a replacement.
@@ -7,22 +10,54 @@ the spec's model changes the operator knows the new one is a candidate, not a re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slipway.api.v1alpha1.modeldeployment import Rollout
+
+ID_HEX = 8  # hex digits of the digest in a version id, unless two live digests share them
+MAX_ID_HEX = 24  # a 96-bit prefix: the id (25 characters) still fits every child name
+
+
+class DigestPrefixCollision(ValueError):
+    """Two different digests share their first ``MAX_ID_HEX`` hex digits (never seen for sha256)."""
+
+
+def version_id(digest: str, hex_digits: int = ID_HEX) -> str:
+    """'v' plus the first ``hex_digits`` of the digest: a valid label value and DNS label part."""
+    return "v" + digest.removeprefix("sha256:")[:hex_digits]
+
+
+def distinct_id(digest: str, taken: dict[str, str]) -> str:
+    """The shortest id of ``digest`` (8, 16 or 24 hex digits) that no other digest holds.
+
+    ``taken`` maps the ids in use to their digests. Different digests never share an id, so they
+    never share a version, a subset or a deployment.
+    """
+    for hex_digits in range(ID_HEX, MAX_ID_HEX + 1, ID_HEX):
+        candidate = version_id(digest, hex_digits)
+        if taken.get(candidate, digest) == digest:
+            return candidate
+    raise DigestPrefixCollision(
+        f"model digest {digest} shares its first {MAX_ID_HEX} hex digits with a live version's"
+    )
 
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """A model artifact to serve; its version id is derived from the digest."""
+    """A model artifact to serve, identified by its whole digest.
+
+    ``id`` is the version id once assigned (recorded in status); empty means the default
+    ``version_id(digest)``.
+    """
 
     uri: str
     digest: str
+    id: str = ""
 
     @property
     def version(self) -> str:
-        """'v' plus the first 8 hex digits of the digest: stable, short, a valid label value."""
-        return "v" + self.digest.removeprefix("sha256:")[:8]
+        """The version id: a label value, subset name and part of the deployment's name."""
+        return self.id or version_id(self.digest)
 
 
 @dataclass(frozen=True)
@@ -50,13 +85,21 @@ def live_versions(
 ) -> Live:
     """Which versions run, given the recorded ones and the spec's model.
 
-    - nothing live yet, or the spec names the stable version (also a rollback): stable only;
+    - nothing live yet, or the spec names the stable model (also a rollback): stable only;
     - the spec names a new model: it becomes the candidate, replacing any earlier candidate.
+
+    Models are compared by their whole digest. A recorded version keeps its id; a new one gets an
+    id that no recorded version of another digest holds (``distinct_id``), so a new model whose
+    digest merely starts like the stable one's is still a candidate with its own deployment.
     """
-    del candidate  # a new desired model always supersedes an earlier candidate
-    if stable is None or stable.version == desired.version:
+    if stable is None:
         return Live(stable=desired)
-    return Live(stable=stable, candidate=desired)
+    if desired.digest == stable.digest:
+        return Live(stable=replace(desired, id=stable.version))
+    if candidate is not None and desired.digest == candidate.digest:
+        return Live(stable=stable, candidate=replace(desired, id=candidate.version))
+    taken = {v.version: v.digest for v in (stable, candidate) if v is not None}
+    return Live(stable=stable, candidate=replace(desired, id=distinct_id(desired.digest, taken)))
 
 
 def static_split(live: Live, rollout: Rollout, candidate_ready: bool) -> Split:

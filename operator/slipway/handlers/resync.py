@@ -1,4 +1,4 @@
-"""Periodic resync: every ``resyncSeconds`` the leading replica reconciles each ModelDeployment.
+"""Periodic resync: every ``resyncSeconds`` the leading replica reconciles every object it serves.
 
 It is the safety net behind the watches: an event that found the API server unreachable, or a
 watch that restarted from a fresh listing (a child deleted meanwhile sends no DELETED event). A
@@ -14,6 +14,7 @@ import datetime
 import fnmatch
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,14 @@ import kopf
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.reconcilers.base import Context
 
-from .modeldeployment import KIND, nudge
+from . import modeldeployment
 
 log = logging.getLogger("slipway.resync")
 PEERING_API = "kopf.dev/v1"
+
+Nudge = Callable[[Context, list[dict[str, Any]]], None]
+# Every kind the operator reconciles, with the function that reconciles a list of its objects.
+TARGETS: dict[str, Nudge] = {modeldeployment.KIND: modeldeployment.nudge}
 
 
 @dataclass(frozen=True)
@@ -54,32 +59,35 @@ def leads(record: dict[str, Any] | None, priority: int, now: datetime.datetime) 
 
 
 def resync_once(ctx: Context, peering: Peering | None) -> int:
-    """Reconcile every ModelDeployment this replica serves and leads; returns how many."""
+    """Reconcile every object this replica serves and leads; returns how many."""
     now = datetime.datetime.now(datetime.UTC)
     pattern = ctx.config.namespace
-    bodies = ctx.cluster.list(
-        API_VERSION, KIND, pattern if pattern and not _is_glob(pattern) else None
-    )
     leading: dict[str, bool] = {}
     done = 0
-    for body in bodies:
-        namespace = body["metadata"]["namespace"]
-        if pattern and not fnmatch.fnmatchcase(namespace, pattern):
-            continue
-        if peering is not None:
-            # Cluster-wide, kopf keeps one ClusterKopfPeering; namespaced, one KopfPeering each.
-            scope = "" if pattern is None else namespace
-            if scope not in leading:
-                kind = "KopfPeering" if scope else "ClusterKopfPeering"
-                record = ctx.cluster.get(PEERING_API, kind, scope or None, peering.name)
-                leading[scope] = leads(record, peering.priority, now)
-            if not leading[scope]:
+    for kind, nudge in TARGETS.items():
+        bodies = ctx.cluster.list(
+            API_VERSION, kind, pattern if pattern and not _is_glob(pattern) else None
+        )
+        for body in bodies:
+            namespace = body["metadata"]["namespace"]
+            if pattern and not fnmatch.fnmatchcase(namespace, pattern):
                 continue
-        try:
-            nudge(ctx, [body])
-            done += 1
-        except Exception:
-            log.exception("resync of %s/%s failed", namespace, body["metadata"]["name"])
+            if peering is not None:
+                # Cluster-wide, kopf keeps one ClusterKopfPeering; namespaced, one KopfPeering each.
+                scope = "" if pattern is None else namespace
+                if scope not in leading:
+                    peer_kind = "KopfPeering" if scope else "ClusterKopfPeering"
+                    record = ctx.cluster.get(PEERING_API, peer_kind, scope or None, peering.name)
+                    leading[scope] = leads(record, peering.priority, now)
+                if not leading[scope]:
+                    continue
+            try:
+                nudge(ctx, [body])
+                done += 1
+            except Exception:
+                log.exception(
+                    "resync of %s %s/%s failed", kind, namespace, body["metadata"]["name"]
+                )
     return done
 
 
@@ -94,7 +102,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | N
         while not stop.wait(ctx.config.resync_seconds):
             try:
                 count = resync_once(ctx, peering)
-                log.debug("resynced %d ModelDeployments", count)
+                log.debug("resynced %d objects", count)
             except Exception:
                 log.exception("resync failed; next in %.0f s", ctx.config.resync_seconds)
 

@@ -3,6 +3,7 @@
 Everything above this layer passes plain manifests (dicts) and gets plain dicts back.
 """
 
-from .client import ApiError, Cluster, connect, contains
+from .client import ApiError, Cluster, connect
+from .managed import contains, up_to_date
 
-__all__ = ["ApiError", "Cluster", "connect", "contains"]
+__all__ = ["ApiError", "Cluster", "connect", "contains", "up_to_date"]

@@ -1,8 +1,10 @@
 """A thin synchronous client over the kubernetes package's ApiClient.
 
 ``apply`` is server-side apply under one field manager, preceded by a read: when the live object
-already contains everything we would apply, nothing is sent, so a steady-state reconcile makes no
-writes at all. Status is written with a merge patch on the status subresource.
+is already what this manager would apply (``managed.up_to_date``: same values, and no field it owns
+that the manifest dropped), nothing is sent, so a steady-state reconcile makes no writes at all.
+Status is written with a merge patch on the status subresource, optionally guarded by the
+resourceVersion the caller read (optimistic concurrency: a newer status is never overwritten).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from .resources import resource
+from .managed import up_to_date
+from .resources import require, resource
 
 log = logging.getLogger("slipway.k8s")
 
@@ -36,31 +39,17 @@ class ApiError(Exception):
         return self.status in (0, 409, 429) or self.status >= 500
 
 
-def contains(live: Any, desired: Any) -> bool:
-    """Whether ``live`` already holds every field of ``desired`` (extra live fields are fine).
-
-    Lists must have the same length and match element by element, which is how the API server
-    stores the lists Slipway writes.
-    """
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(
-            key in live and contains(live[key], value) for key, value in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
-        )
-    return bool(live == desired)
-
-
 class Cluster:
     """API access for one operator: every call goes through ``_call``."""
 
-    def __init__(self, api: k8s.ApiClient, field_manager: str = "slipway") -> None:
+    def __init__(
+        self, api: k8s.ApiClient, field_manager: str = "slipway", guarded: bool = False
+    ) -> None:
         self.api = api
         self.field_manager = field_manager
+        # The operator's client refuses any call its resource table does not declare: the table is
+        # what the Helm chart grants, so an undeclared call would be forbidden in a cluster.
+        self.guarded = guarded
         self.writes = 0  # API writes made, for the steady-state benchmark and tests
 
     def _call(
@@ -71,6 +60,8 @@ class Cluster:
         query: list[tuple[str, str]] | None = None,
         content_type: str | None = None,
     ) -> Any:
+        if self.guarded:
+            require(method, path, content_type)
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -112,10 +103,21 @@ class Cluster:
         return obj
 
     def list(
-        self, api_version: str, kind: str, namespace: str | None, selector: str = ""
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        selector: str = "",
+        cached: bool = False,
     ) -> list[dict[str, Any]]:
-        """Objects of a kind in a namespace, optionally filtered by a label selector."""
+        """Objects of a kind in a namespace, optionally filtered by a label selector.
+
+        ``cached`` answers from the API server's watch cache (``resourceVersion=0``): cheaper, and
+        possibly a moment behind, which suits a caller that acts only on what it finds.
+        """
         query = [("labelSelector", selector)] if selector else []
+        if cached:
+            query.append(("resourceVersion", "0"))
         data = self._call("GET", resource(api_version, kind).path(namespace), None, query)
         items: list[dict[str, Any]] = data.get("items") or []
         return items
@@ -133,24 +135,35 @@ class Cluster:
     ) -> tuple[dict[str, Any], bool]:
         """Server-side apply ``manifest``; returns the live object and whether it was written.
 
-        With ``check_first`` the live object is read first and nothing is sent when it already
-        matches. Callers that expect a change (a new object, a new spec) skip that read.
+        With ``check_first`` the live object is read first and nothing is sent when it is already
+        what this field manager would apply.
         """
+        if not check_first:
+            return self._apply(manifest, "Applied"), True
         meta = manifest["metadata"]
-        res = resource(manifest["apiVersion"], manifest["kind"])
+        live = self.get(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+        )
+        return self.apply_over(manifest, live)
+
+    def apply_over(
+        self, manifest: dict[str, Any], live: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Apply ``manifest`` over ``live`` (the object as the caller just read it, None if absent);
+        nothing is sent when ``live`` is already what this field manager would apply."""
+        if live is not None and up_to_date(live, manifest, self.field_manager):
+            return live, False
+        return self._apply(manifest, "Created" if live is None else "Updated"), True
+
+    def _apply(self, manifest: dict[str, Any], verb: str) -> dict[str, Any]:
+        meta = manifest["metadata"]
         namespace = meta.get("namespace")
-        live = None
-        if check_first:
-            live = self.get(manifest["apiVersion"], manifest["kind"], namespace, meta["name"])
-            if live is not None and contains(live, _without_status(manifest)):
-                return live, False
         query = [("fieldManager", self.field_manager), ("force", "true")]
-        path = res.path(namespace, meta["name"])
+        path = resource(manifest["apiVersion"], manifest["kind"]).path(namespace, meta["name"])
         applied: dict[str, Any] = self._call("PATCH", path, manifest, query, APPLY)
-        verb = "Applied" if not check_first else "Created" if live is None else "Updated"
         where = f"{namespace}/{meta['name']}" if namespace else meta["name"]
         log.info("%s %s %s", verb, manifest["kind"], where)
-        return applied, True
+        return applied
 
     def credentials(self) -> dict[str, Any]:
         """This client's server and credentials, as keyword arguments for kopf's ConnectionInfo,
@@ -194,11 +207,26 @@ class Cluster:
         return True
 
     def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
-    ) -> None:
-        """Merge-patch the status subresource (fields set to None are removed)."""
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource (fields set to None are removed); returns the object.
+
+        With ``resource_version`` the patch applies only to that version of the object: if anyone
+        wrote it since (another replica's status, a spec change), the API server answers 409 and
+        nothing is written.
+        """
         path = resource(api_version, kind).path(namespace, name, "status")
-        self._call("PATCH", path, {"status": status}, None, MERGE)
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        patched: dict[str, Any] = self._call("PATCH", path, body, None, MERGE)
+        return patched
 
     def event(
         self, involved: dict[str, Any], reason: str, message: str, warning: bool = False
@@ -239,12 +267,13 @@ def _message(text: str) -> str:
         return text
 
 
-def _without_status(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in manifest.items() if k != "status"}
+def connect(
+    kubeconfig: str | None = None, field_manager: str = "slipway", guarded: bool = False
+) -> Cluster:
+    """A Cluster from in-cluster credentials, or from ``kubeconfig`` / $KUBECONFIG / ~/.kube.
 
-
-def connect(kubeconfig: str | None = None, field_manager: str = "slipway") -> Cluster:
-    """A Cluster from in-cluster credentials, or from ``kubeconfig`` / $KUBECONFIG / ~/.kube."""
+    ``guarded``: refuse calls that ``resources`` does not declare (the operator's own client).
+    """
     configuration = k8s.Configuration()
     if kubeconfig is None:
         try:
@@ -254,4 +283,4 @@ def connect(kubeconfig: str | None = None, field_manager: str = "slipway") -> Cl
     else:
         k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     configuration.connection_pool_maxsize = 32
-    return Cluster(k8s.ApiClient(configuration), field_manager)
+    return Cluster(k8s.ApiClient(configuration), field_manager, guarded)

@@ -1,9 +1,12 @@
 """Reconcile a ModelDeployment: one deployment per live version behind a weighted traffic split.
 
 Order matters for users' traffic: every live version's deployment is applied first, then the
-routes, and only then are versions that left the split deleted, so no request is ever routed to a
-subset that is gone. The serving and traffic providers (Seldon and Istio by default) come from the
-operator configuration.
+routes, and only then are deployments that left the split deleted, so no request is ever routed to
+a subset that is gone. Before anything is written, every child name is checked: a name held by an
+object this ModelDeployment does not control stops the reconcile with ``NameConflict`` and touches
+nothing. What to delete is found from the deployments that exist and that this object controls,
+never from status alone. The serving and traffic providers (Seldon and Istio by default) come
+from the operator configuration.
 """
 
 from __future__ import annotations
@@ -16,27 +19,38 @@ from slipway.api.v1alpha1.common import API_VERSION
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
 from slipway.backends import ServingBackend, VersionState, serving_backend, traffic_backend
 from slipway.builders.meta import Owner
-from slipway.builders.placement import UnknownNodePool, resolve_pool
-from slipway.builders.rollout import Live, ModelVersion, Split, live_versions, static_split
+from slipway.builders.placement import PlacementError, resolve_pool
+from slipway.builders.rollout import (
+    DigestPrefixCollision,
+    ModelVersion,
+    Split,
+    live_versions,
+    static_split,
+)
 from slipway.config import NodePool
 from slipway.k8s import ApiError
 
-from .base import Context, Result, describe_validation, log, write_status
+from .base import (
+    Children,
+    Context,
+    NameConflict,
+    Result,
+    describe_validation,
+    log,
+    owner_of,
+    problem_changed,
+    write_status,
+)
 from .conditions import Verdict, merge_conditions
 from .modelsource import Resolved, resolve, source_field
 
 KIND = "ModelDeployment"
 
 
-def owner_of(body: dict[str, Any]) -> Owner:
-    meta = body["metadata"]
-    return Owner(API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
-
-
 def _recorded(entry: dict[str, Any] | None) -> ModelVersion | None:
     if not entry:
         return None
-    return ModelVersion(uri=entry["modelUri"], digest=entry["modelDigest"])
+    return ModelVersion(entry["modelUri"], entry["modelDigest"], id=entry.get("version", ""))
 
 
 def judge(split: Split, states: dict[str, VersionState]) -> Verdict:
@@ -98,8 +112,8 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         return _stop(ctx, body, problem, permanent=True)
     try:
         pool = resolve_pool(spec.placement, ctx.config.node_pools)
-    except UnknownNodePool as exc:
-        problem = Verdict("Degraded", False, "UnknownNodePool", str(exc), degraded=True)
+    except PlacementError as exc:
+        problem = Verdict("Degraded", False, exc.reason, str(exc), degraded=True)
         return _stop(ctx, body, problem, permanent=True)
     if spec.rollout.strategy != "Static":
         problem = Verdict(
@@ -118,6 +132,13 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         return _stop(ctx, body, resolved, permanent=False)
     try:
         return _converge(ctx, body, owner, spec, pool, resolved)
+    except NameConflict as exc:
+        # Not permanent: the fix is deleting the other object, which sends this one no event;
+        # the periodic resync (or any change) tries again, without a retry storm.
+        return _stop(ctx, body, exc.verdict(), permanent=False)
+    except DigestPrefixCollision as exc:
+        problem = Verdict("Degraded", False, "VersionIdCollision", str(exc), degraded=True)
+        return _stop(ctx, body, problem, permanent=True)
     except ApiError as exc:
         if exc.retriable:
             raise
@@ -136,16 +157,29 @@ def _converge(
     serving = serving_backend(ctx.config.serving)
     traffic = traffic_backend(ctx.config.traffic)
     old = body.get("status") or {}
-    # A spec this reconciler has not seen yet means changes to write: skip the read-and-compare.
-    settled = old.get("observedGeneration") == body["metadata"].get("generation")
     stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
     live = live_versions(stable, candidate, resolved.model)
-    states = _deploy(ctx, serving, owner, spec, pool, live, settled)
+    deployments = {
+        v.version: serving.render(owner, spec, v, pool, ctx.config)
+        for v in (live.stable, live.candidate)
+        if v is not None
+    }
+    children = Children(ctx, owner)
+    # Every name this reconcile may write, checked before the first write. Route names do not
+    # depend on the weights, so the routes of the unready split stand for the final ones.
+    provisional = traffic.render(owner, static_split(live, spec.rollout, False), ctx.config)
+    conflict = children.claim([m for m in deployments.values() if m] + provisional)
+    if conflict is not None:
+        return _stop(ctx, body, conflict.verdict(), permanent=False)
+    states = {
+        version: serving.observe(children.apply(manifest) if manifest else None)
+        for version, manifest in deployments.items()
+    }
     ready = live.candidate is not None and states[live.candidate.version].ready
     split = static_split(live, spec.rollout, ready)
     for manifest in traffic.render(owner, split, ctx.config):
-        ctx.cluster.apply(manifest, check_first=settled)
-    _prune(ctx, serving, owner, old, split)
+        children.apply(manifest)
+    _prune(children, serving, owner, split)
 
     def version(v: ModelVersion, weight: int) -> dict[str, Any]:
         return {
@@ -172,41 +206,13 @@ def _converge(
     return Result()
 
 
-def _deploy(
-    ctx: Context,
-    serving: ServingBackend,
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    pool: NodePool | None,
-    live: Live,
-    settled: bool,
-) -> dict[str, VersionState]:
-    """Apply each live version's deployment and read back its state."""
-    states = {}
-    for version in (live.stable, live.candidate):
-        if version is None:
-            continue
-        manifest = serving.render(owner, spec, version, pool, ctx.config)
-        obj = ctx.cluster.apply(manifest, settled)[0] if manifest is not None else None
-        states[version.version] = serving.observe(obj)
-    return states
-
-
-def _prune(
-    ctx: Context, serving: ServingBackend, owner: Owner, old: dict[str, Any], split: Split
-) -> None:
-    """Delete the deployments of versions recorded in status that left the split."""
-    keep = {split.stable.version} | ({split.candidate.version} if split.candidate else set())
-    for role in ("stable", "candidate"):
-        entry = old.get(role)
-        if entry and entry.get("version") not in keep:
-            log.info(
-                "Version %s of %s/%s left the split", entry["version"], owner.namespace, owner.name
-            )
-            if serving.kind != "None":
-                ctx.cluster.delete(
-                    serving.api_version, serving.kind, owner.namespace, entry["seldonDeployment"]
-                )
+def _prune(children: Children, serving: ServingBackend, owner: Owner, split: Split) -> None:
+    """Delete the deployments this object controls that serve no live version any more."""
+    if serving.kind == "None":
+        return
+    keep = {serving.name(owner, v) for v in (split.stable, split.candidate) if v is not None}
+    for name in children.prune(serving.api_version, serving.kind, keep):
+        log.info("%s %s/%s left the split", serving.kind, owner.namespace, name)
 
 
 def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[str, Any]) -> None:
@@ -232,7 +238,7 @@ def _announce(
         if after and after != before:
             reason = "Promoted" if role == "stable" and before else f"{role.capitalize()}Version"
             ctx.cluster.event(body, reason, f"{role} version {after} ({new[role]['modelUri']})")
-    if verdict.degraded and old.get("phase") != new["phase"]:
+    if verdict.degraded and problem_changed(old, new):
         ctx.cluster.event(body, verdict.reason, verdict.message, warning=True)
 
 
@@ -244,27 +250,6 @@ def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool)
 
 
 # Which ModelDeployments an event on another object concerns (controller-runtime's "map" funcs).
-
-
-def controller_of(child: dict[str, Any]) -> dict[str, Any] | None:
-    """A reference (``metadata`` only) to the ModelDeployment controlling ``child``, or None.
-
-    No API call: the reconcile reads the object itself, and skips it when it is gone or going.
-    """
-    meta = child["metadata"]
-    ref = next(
-        (
-            r
-            for r in meta.get("ownerReferences") or []
-            if r.get("apiVersion") == API_VERSION and r.get("kind") == KIND and r.get("controller")
-        ),
-        None,
-    )
-    if ref is None:
-        return None
-    return {
-        "metadata": {"namespace": meta["namespace"], "name": ref["name"], "uid": ref.get("uid")}
-    }
 
 
 def referring_to(ctx: Context, source: dict[str, Any]) -> list[dict[str, Any]]:

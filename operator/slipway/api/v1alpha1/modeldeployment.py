@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .common import (
     Digest,
@@ -72,8 +72,37 @@ class Batching(Model):
     )
 
 
+# Variables the operator sets on the model server: the model and its digest (the server refuses a
+# file whose digest differs), its identity, port and lifecycle. ``server.env`` may not set them,
+# or the digest check could be bypassed while status still reports the spec's digest.
+OPERATOR_ENV = (
+    "SLIPWAY_MODEL_URI",
+    "SLIPWAY_MODEL_SHA256",
+    "SLIPWAY_ALLOW_UNVERIFIED_MODEL",
+    "SLIPWAY_MODEL_NAME",
+    "SLIPWAY_MODEL_VERSION",
+    "SLIPWAY_PORT",
+    "PREDICTIVE_UNIT_HTTP_PORT",
+    "SLIPWAY_SHUTDOWN_DELAY_S",
+    "SLIPWAY_DRAIN_TIMEOUT_S",
+    "SLIPWAY_BATCHING",
+    "SLIPWAY_MAX_BATCH_SIZE",
+    "SLIPWAY_BATCH_WINDOW_MS",
+)
+_RESERVED = "[" + ", ".join(f"'{name}'" for name in OPERATOR_ENV) + "]"
+
+
 class Server(Model):
     """The inference server: Slipway's model-server image, a Seldon custom server speaking V2."""
+
+    model_config = cel(
+        (
+            f"!has(self.env) || self.env.all(k, !(k in {_RESERVED}))",
+            "spec.server.env may not set the variables the operator owns ("
+            + ", ".join(OPERATOR_ENV)
+            + "); use spec.model and spec.server.batching instead",
+        ),
+    )
 
     image: str = Field(
         default="ghcr.io/slipway-dev/model-server:0.1.0",
@@ -85,8 +114,24 @@ class Server(Model):
     )
     batching: Batching | None = Field(default=None, description="Adaptive batching settings.")
     env: dict[str, str] | None = Field(
-        default=None, description="Extra environment variables for the server container."
+        default=None,
+        description="Extra environment variables for the server container (not the ones the "
+        "operator sets; no secrets: use envSecretRefName).",
+        json_schema_extra={"maxProperties": 128},
     )
+    env_secret_ref_name: Name | None = Field(
+        default=None,
+        description="Secret whose keys become the server's environment (as Seldon's "
+        "envSecretRefName): object-storage credentials, e.g. AWS_ACCESS_KEY_ID.",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _no_operator_variables(cls, env: dict[str, str] | None) -> dict[str, str] | None:
+        owned = sorted(set(env or {}) & set(OPERATOR_ENV))
+        if owned:
+            raise ValueError(f"may not set {', '.join(owned)}: the operator owns them")
+        return env
 
 
 class MetricThreshold(Model):
