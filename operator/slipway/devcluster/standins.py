@@ -1,0 +1,190 @@
+"""The stand-ins' supervisor: one background process that plays Seldon and the Istio ingress.
+
+``python -m slipway.devcluster.standins --kubeconfig K --state DIR --port P --python PY``, started
+by ``slipway dev up`` (``DevCluster.start_standins``). One asyncio loop runs both stand-ins:
+
+- every ``--interval`` seconds (0.5) it lists SeldonDeployments, VirtualServices,
+  DestinationRules and Services in all namespaces through ``slipway.k8s`` (a poll rather than a
+  watch: four cheap LISTs on a local API server, and nothing to resume after a dropped watch);
+- the Seldon stand-in (``seldon_standin.py``) converges its model-server processes on the
+  SeldonDeployments and writes their status;
+- the Istio ingress stand-in (``ingress.py``) gets a new routing table when the objects or the
+  ready processes changed, so a VirtualService change is followed within a second;
+- ``<state>/standins.json`` lists the ingress and every model-server process (version, port, pid,
+  phase, log) for ``slipway dev status``.
+
+The model servers are children in this process's group, so ``slipway dev down`` (which signals the
+group) stops them too; on SIGTERM the supervisor also stops them itself and removes the state file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from slipway.k8s import ApiError, Cluster, connect
+
+from .ingress import Ingress
+from .model_servers import default_store
+from .paths import repo_root
+from .routing import RoutingTable
+from .seldon_standin import SELDON_API, SELDON_KIND, SeldonStandIn
+
+log = logging.getLogger("slipway.standins")
+
+ISTIO_API = "networking.istio.io/v1"
+STATE_FILE = "standins.json"
+
+
+def read_state(state: Path) -> dict[str, Any] | None:
+    """The stand-ins' last report in a dev cluster's state folder, or None."""
+    path = state / STATE_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+async def _list_all(cluster: Cluster) -> tuple[list[dict[str, Any]], ...]:
+    kinds = [
+        (SELDON_API, SELDON_KIND),
+        (ISTIO_API, "VirtualService"),
+        (ISTIO_API, "DestinationRule"),
+        ("v1", "Service"),
+    ]
+    found = await asyncio.gather(
+        *(asyncio.to_thread(cluster.list, api, kind, None) for api, kind in kinds)
+    )
+    return tuple(found)
+
+
+def _fingerprint(objects: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted(
+            (o["metadata"].get("uid", ""), o["metadata"].get("resourceVersion", ""))
+            for o in objects
+        )
+    )
+
+
+class Supervisor:
+    """Runs both stand-ins on one loop until stopped."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.state = Path(args.state)
+        self.cluster = connect(args.kubeconfig, field_manager="slipway-standins")
+        self.ingress = Ingress(args.host, args.port)
+        self.stop = asyncio.Event()
+        self._routing_key: Any = None
+        self._written: Any = None
+
+    def _write_state(self, seldon: SeldonStandIn) -> None:
+        report = {
+            "pid": os.getpid(),
+            "ingress": {"url": self.ingress.url, "port": self.ingress.port},
+            "modelServers": seldon.processes(),
+        }
+        if report == self._written:
+            return
+        path = self.state / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.replace(path)
+        self._written = report
+
+    def _route(self, objects: tuple[list[dict[str, Any]], ...], seldon: SeldonStandIn) -> None:
+        _, virtual_services, rules, services = objects
+        endpoints = seldon.endpoints()
+        key = (
+            _fingerprint(virtual_services),
+            _fingerprint(rules),
+            _fingerprint(services),
+            tuple((e.namespace, e.port, tuple(sorted(e.labels.items()))) for e in endpoints),
+        )
+        if key == self._routing_key:
+            return
+        table = RoutingTable(virtual_services, rules, services, endpoints, self.args.cluster_domain)
+        self.ingress.update(table)
+        self._routing_key = key
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        logs = self.state / "logs" / "model-servers"
+        async with aiohttp.ClientSession() as probes:
+            seldon = SeldonStandIn(
+                self.cluster,
+                Path(self.args.python),
+                Path(self.args.server_source),
+                logs,
+                Path(self.args.store),
+                probes,
+            )
+            await self.ingress.start()
+            try:
+                await self._loop(seldon)
+            finally:
+                log.info("stopping the stand-ins")
+                await self.ingress.stop()
+                await seldon.close()
+                (self.state / STATE_FILE).unlink(missing_ok=True)
+
+    async def _loop(self, seldon: SeldonStandIn) -> None:
+        while not self.stop.is_set():
+            try:
+                objects = await _list_all(self.cluster)
+            except ApiError as exc:
+                log.warning("listing objects failed (retrying): %s", exc)
+            else:
+                await seldon.sync(objects[0])
+                await seldon.report(objects[0])
+                self._route(objects, seldon)
+            self._write_state(seldon)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.args.interval)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m slipway.devcluster.standins", description=__doc__)
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--state", required=True, help="folder for standins.json and the logs")
+    p.add_argument("--port", type=int, required=True, help="the ingress's loopback port")
+    p.add_argument("--host", default="127.0.0.1", help="the ingress's listen address")
+    p.add_argument("--python", required=True, help="the model server environment's python")
+    p.add_argument(
+        "--server-source",
+        default=str(repo_root() / "images" / "model-server" / "src"),
+        help="folder holding the slipway_model_server package",
+    )
+    p.add_argument("--store", default=str(default_store()), help="local store (pvc://<claim>/...)")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    args = parser().parse_args(argv)
+    asyncio.run(Supervisor(args).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
