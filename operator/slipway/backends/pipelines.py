@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from slipway.builders.meta import Owner, short_name
+from slipway.builders.meta import MAX_NAME, Owner, short_name
 
 INGESTION = "slipway-dataset-ingestion"
 TRAINING = "slipway-train-evaluate-export"
@@ -38,13 +38,16 @@ STATES = (PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED, CANCELING, CANCELED, PAU
 TERMINAL = frozenset({SUCCEEDED, SKIPPED, FAILED, CANCELED})
 
 
-def run_name(owner: Owner, generation: int) -> str:
-    """The deterministic name of the run for ``owner`` at ``generation``: a DNS label <= 63.
+def run_name(owner: Owner, generation: int, limit: int = MAX_NAME) -> str:
+    """The deterministic name of the run for ``owner`` at ``generation``: a DNS-1035 label.
 
     It holds the owner's name (readable in the KFP UI), the generation and a prefix of the uid, so
-    a deleted and re-created object of the same name never finds its predecessor's run.
+    a deleted and re-created object of the same name never finds its predecessor's run. It starts
+    with a letter (Kubeflow Trainer requires DNS-1035) and fits in ``limit`` characters (training
+    jobs pass ``training.TRAINING_NAME_LIMIT``: their controllers derive longer names from it).
     """
-    return short_name(owner.name, f"g{generation}-{owner.uid.replace('-', '')[:8]}")
+    head = owner.name if owner.name[:1].isalpha() else f"r{owner.name}"
+    return short_name(head, f"g{generation}-{owner.uid.replace('-', '')[:8]}", limit=limit)
 
 
 @dataclass(frozen=True)

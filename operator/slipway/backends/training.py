@@ -23,19 +23,25 @@ PENDING = "Pending"
 RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
-TRAINER_CONTAINER = "trainer"
 COMPONENT = "trainer"
+# Kubeflow Trainer (through JobSet) and the Training Operator name Jobs, pods and Services after
+# the job (``<job>-node-0-0-<hash>``, ``<job>-worker-12``), which must stay valid names too.
+TRAINING_NAME_LIMIT = 40
+# Each node runs torchrun, which reads its rendezvous from the PET_* variables that Kubeflow
+# Trainer's torch runtime and the Training Operator set, and starts one trainer per GPU.
+TRAINER_COMMAND = ["torchrun", "--module", "slipway_trainer"]
 
 
 @dataclass(frozen=True)
 class TrainingRequest:
     """One distributed training job, fully resolved: providers decide nothing about the spec.
 
-    ``name`` is deterministic (uid + generation, see ``pipelines.run_name``) and a DNS label of at
-    most 63 characters. ``args`` are the trainer's CLI arguments (images/trainer/README.md), with
-    storage URIs as the pods (or the local processes) will see them. ``resources`` and
-    ``placement`` come from ``builders.placement.container_resources`` and ``pod_placement``.
-    ``volumes``/``volume_mounts`` are extra pod volumes (e.g. a PVC holding the dataset).
+    ``name`` is deterministic (uid + generation: ``pipelines.run_name(owner, generation,
+    TRAINING_NAME_LIMIT)``), a DNS-1035 label of at most ``TRAINING_NAME_LIMIT`` characters.
+    ``args`` are the trainer's CLI arguments (images/trainer/README.md), with storage URIs as the
+    pods will see them (``storage.pod_path``; the local provider maps pvc:// itself).
+    ``resources`` and ``placement`` come from ``builders.placement.container_resources`` and
+    ``pod_placement``; ``volumes``/``volume_mounts``: extra pod volumes (``storage.pvc_volumes``).
     """
 
     name: str
@@ -84,6 +90,11 @@ class TrainingBackend(Protocol):
         """The job's phase, from the live child object (CRD providers) or the run's own record."""
         ...
 
+    def cancel(self, request: TrainingRequest) -> None:
+        """Stop a process-based run (a finalizer's job); CRD providers: nothing (the garbage
+        collector deletes the child with its owner)."""
+        ...
+
 
 class NoTraining:
     """Training provider ``none``: runs nothing; every job is Failed with a message saying why."""
@@ -103,3 +114,6 @@ class NoTraining:
 
     def observe(self, request: TrainingRequest, live: dict[str, Any] | None) -> TrainingState:
         return TrainingState(phase=FAILED, message=self.MESSAGE)
+
+    def cancel(self, request: TrainingRequest) -> None:
+        return None
