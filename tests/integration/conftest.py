@@ -30,7 +30,8 @@ POOLS = {
             "tolerations": [
                 {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
             ],
-        }
+        },
+        {"name": "cpu", "nodeSelector": {"slipway.dev/pool": "cpu"}, "gpuResource": None},
     ],
     "namespace": "t-*",  # the per-test namespaces; other tests run operators of their own
     "metricsPort": 0,

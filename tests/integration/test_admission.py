@@ -48,6 +48,10 @@ INVALID = {
         ),
         "set exactly one of spec.model.uri, spec.model.trainingJobRef, spec.model.tuningSweepRef",
     ),
+    "md-env-sets-the-model-digest": (
+        variant("ModelDeployment", server__env={"SLIPWAY_MODEL_SHA256": DIGEST}),
+        "spec.server.env may not set the variables the operator owns",
+    ),
     "md-uri-without-digest": (
         variant("ModelDeployment", model__digest=DELETE),
         "spec.model.digest is required with spec.model.uri",
