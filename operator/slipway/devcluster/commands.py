@@ -12,11 +12,16 @@ from slipway.k8s import connect
 from .cluster import DevCluster
 from .install import apply_manifests, load_manifests
 from .paths import default_state_dir, repo_root
+from .thirdparty import pinned_crds
+
+SELDON_CRD = Path("tests/fixtures/crds/machinelearning.seldon.io_seldondeployments.yaml")
 
 
 def crd_folders(root: Path) -> list[Path]:
-    """Slipway's generated CRDs and the pinned third-party CRDs its children use."""
-    return [root / "crds", root / "tests" / "fixtures" / "crds"]
+    """Slipway's generated CRDs and the third-party CRDs its children use: upstream's files at the
+    versions pinned in tests/cluster/crds/pins.yaml (fetched into the cache on first use), and
+    Seldon's schema, written in the repository because Seldon Core's module is not served."""
+    return [root / "crds", root / SELDON_CRD, *pinned_crds(root)]
 
 
 def _up(dev: DevCluster, args: argparse.Namespace) -> int:
