@@ -2,7 +2,7 @@
 
 slipway run [--config FILE] [--namespace NS] [--standalone] [--priority N] [--verbose]
 slipway crds [--out DIR] [--check]
-slipway dev up [--operator] [--examples] | down | status
+slipway dev up [--operator] [--examples] [--standins] [--ingress-port N] | down | status
 """
 
 from __future__ import annotations
@@ -100,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--state", help="state folder (default: <cache>/dev)")
     dev.add_argument("--operator", action="store_true", help="up: also run the operator")
     dev.add_argument("--examples", action="store_true", help="up: also apply examples/")
+    dev.add_argument(
+        "--standins",
+        action=argparse.BooleanOptionalAction,
+        help="up: run the local Seldon and Istio ingress stand-ins (default: with --operator)",
+    )
+    dev.add_argument("--ingress-port", type=int, help="up: the ingress's port (default: 8080)")
     dev.set_defaults(func=_dev)
 
     tool = sub.add_parser("tool", help="print the path of a pinned tool, building it if needed")

@@ -33,7 +33,7 @@ from slipway.k8s import connect
 from .binaries import Binaries, ensure_binaries
 from .install import install_crds
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "operator")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "operator", "standins")
 
 
 def free_port() -> int:
@@ -240,6 +240,22 @@ class DevCluster:
             "operator",
             [sys.executable, "-m", "slipway", "run", *args],
             env={"KUBECONFIG": str(self.kubeconfig)},
+        )
+
+    def start_standins(self, port: int, python: Path) -> None:
+        """Run the Seldon and Istio ingress stand-ins (``standins.py``) as a background process;
+        the model servers they start share its process group, so ``stop`` ends them too."""
+        self._spawn(
+            "standins",
+            [
+                sys.executable,
+                "-m",
+                "slipway.devcluster.standins",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--state={self.state}",
+                f"--port={port}",
+                f"--python={python}",
+            ],
         )
 
     def stop(self, timeout: float = 15.0) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slipway.k8s import connect
 
+from . import standins
 from .cluster import DevCluster
 from .install import apply_manifests, load_manifests
 from .paths import default_state_dir, repo_root
@@ -34,6 +35,10 @@ def _up(dev: DevCluster, args: argparse.Namespace) -> int:
     if args.operator:
         dev.start_operator(root / "config" / "dev.yaml")
         print(f"operator running; log: {dev.state / 'logs' / 'operator.log'}")
+    if args.standins if args.standins is not None else args.operator:
+        url = standins.launch(dev, args.ingress_port)
+        print(f"stand-ins for Seldon and Istio running; log: {dev.state / 'logs' / 'standins.log'}")
+        print(f"ingress (Istio stand-in): {url}/v2/models/<name>/infer")
     if args.examples:
         for item in apply_manifests(cluster, load_manifests([root / "examples"])):
             print(f"applied {item}")
@@ -49,6 +54,8 @@ def _status(dev: DevCluster) -> int:
         return 1
     for name, pid in running.items():
         print(f"{name:<24} pid {pid}")
+    for line in standins.status_lines(dev):
+        print(line)
     print(f"KUBECONFIG={dev.kubeconfig}")
     return 0
 

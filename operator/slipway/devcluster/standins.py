@@ -26,7 +26,9 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,9 @@ import aiohttp
 
 from slipway.k8s import ApiError, Cluster, connect
 
+from .cluster import DevCluster, free_port
 from .ingress import Ingress
-from .model_servers import default_store
+from .model_servers import default_store, model_server_python
 from .paths import repo_root
 from .routing import RoutingTable
 from .seldon_standin import SELDON_API, SELDON_KIND, SeldonStandIn
@@ -188,3 +191,52 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+DEFAULT_INGRESS_PORT = 8080
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def launch(dev: DevCluster, port: int | None = None, timeout: float = 60.0) -> str:
+    """Start the stand-ins for ``slipway dev up``; returns the ingress URL once it listens.
+
+    The port is ``port``, else 8080 when free, else any free loopback port. The model server's
+    environment is created first if it does not exist yet (once per machine).
+    """
+    python = model_server_python()
+    if port is None:
+        port = DEFAULT_INGRESS_PORT if _port_free(DEFAULT_INGRESS_PORT) else free_port()
+    (dev.state / STATE_FILE).unlink(missing_ok=True)
+    dev.start_standins(port, python)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = read_state(dev.state)
+        if report is not None:
+            return str(report["ingress"]["url"])
+        if "standins" not in dev.running():
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"the stand-ins did not start; see {dev.state / 'logs' / 'standins.log'}")
+
+
+def status_lines(dev: DevCluster) -> list[str]:
+    """The ingress and each model-server process, for ``slipway dev status``."""
+    report = read_state(dev.state)
+    if report is None or "standins" not in dev.running():
+        return []
+    lines = [f"{'ingress':<24} {report['ingress']['url']}"]
+    for server in report.get("modelServers") or []:
+        where = f"{server['namespace']}/{server['seldonDeployment']}"
+        lines.append(
+            f"{'model-server':<24} {where} version {server['version']} port {server['port']} "
+            f"pid {server['pid']} {server['phase']} ({server['role']}) log {server['log']}"
+        )
+    return lines
