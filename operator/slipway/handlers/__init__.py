@@ -9,7 +9,7 @@ import kopf
 
 from slipway.reconcilers.base import Context
 
-from . import modeldeployment, resync, settings
+from . import dataset, modeldeployment, requeue, resync, settings, trainingjob
 from .resync import Peering
 
 
@@ -19,7 +19,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | N
     ``peering``: this replica's peering name and priority; None for a standalone operator.
     """
     settings.register(registry, ctx)
+    requeue.register(registry, ctx)
     modeldeployment.register(registry, ctx)
+    dataset.register(registry, ctx)
+    trainingjob.register(registry, ctx)
     resync.register(registry, ctx, peering)
 
 

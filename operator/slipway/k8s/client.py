@@ -228,6 +228,27 @@ class Cluster:
         patched: dict[str, Any] = self._call("PATCH", path, body, None, MERGE)
         return patched
 
+    def patch_metadata(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        metadata: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch the object's metadata (e.g. its finalizers); returns the object.
+
+        A list such as ``finalizers`` is replaced whole by a merge patch, so pass the
+        ``resource_version`` the list was read at: a concurrent change then answers 409.
+        """
+        path = resource(api_version, kind).path(namespace, name)
+        meta = dict(metadata)
+        if resource_version is not None:
+            meta["resourceVersion"] = resource_version
+        patched: dict[str, Any] = self._call("PATCH", path, {"metadata": meta}, None, MERGE)
+        return patched
+
     def event(
         self, involved: dict[str, Any], reason: str, message: str, warning: bool = False
     ) -> None:

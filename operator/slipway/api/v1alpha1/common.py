@@ -91,6 +91,8 @@ class Lineage(Model):
     dataset: str | None = Field(default=None, description="Dataset name.")
     dataset_version: str | None = Field(default=None, description="Dataset version used.")
     dataset_digest: str | None = Field(default=None, description="Digest of that dataset version.")
+    fingerprint: str | None = Field(default=None, description="Training inputs' fingerprint.")
+    run: str | None = Field(default=None, description="The run that trained the model.")
     training_job: str | None = Field(
         default=None, description="TrainingJob that produced the model."
     )

@@ -1,8 +1,10 @@
 """TrainingJob: train a model on a pinned dataset version and export it to ONNX.
 
-One worker runs as a Kubeflow Pipelines run; several run as a Training Operator PyTorchJob (DDP).
-``runPolicy`` reuses the Training Operator's field names. Metrics and the exported model's URI and
-digest land in status, where ModelDeployments and TuningSweeps read them.
+One worker without GPUs runs the train-evaluate-export Kubeflow pipeline; more workers or GPUs run
+the configured distributed provider (a Kubeflow Trainer TrainJob, a Training Operator PyTorchJob,
+or torchrun on the operator's machine). ``runPolicy`` reuses the Training Operator's field names.
+A quality gate decides whether the model is published; metrics, the exported model's URI and
+digest, and the lineage land in status, where ModelDeployments and TuningSweeps read them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Model, Name, Placement, ResourceRequirements, Status, cel, defaulted
+from .common import (
+    Digest,
+    Model,
+    Name,
+    Placement,
+    ResourceRequirements,
+    Status,
+    cel,
+    defaulted,
+)
 from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
 
 
@@ -70,39 +81,114 @@ class RunPolicy(Model):
     )
 
 
+class QualityGate(Model):
+    """The held-out metric a model must reach to be published."""
+
+    metric: Literal["accuracy", "macroPrecision", "macroRecall"] = Field(
+        default="accuracy", description="Validation metric the gate reads."
+    )
+    minimum: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Smallest accepted value; below it the job fails (QualityGateFailed) and "
+        "publishes no model. 0: every model passes.",
+    )
+
+
 class TrainingJobSpec(Model):
     """Desired state of a TrainingJob."""
 
     dataset: DatasetRef = Field(description="The dataset version to train on.")
     trainer: Trainer = defaulted(Trainer, "What to train and how.")
     workers: int = Field(
-        default=1, ge=1, le=512, description="1: a Kubeflow Pipelines run; >1: a PyTorchJob (DDP)."
+        default=1,
+        ge=1,
+        le=512,
+        description="1 without GPUs: the train-evaluate-export pipeline; more workers or GPUs: the "
+        "operator's distributed training provider (DDP).",
     )
     placement: Placement = defaulted(Placement, "GPU node pool and GPUs.")
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory per worker."
     )
     run_policy: RunPolicy = defaulted(RunPolicy, "Job-level policy.")
-    output_uri: str | None = Field(
-        default=None,
+    output_uri: str = Field(
+        default="pvc://slipway-models",
+        max_length=2048,
         pattern=r"^(file|s3|gs|pvc)://\S+$",
-        description="Where model.onnx and metadata.json go; default: the operator's model store.",
+        description="Model store: each run writes model.onnx, metadata.json and metrics.json to "
+        "<outputUri>/<namespace>/<run>/.",
+    )
+    quality_gate: QualityGate = defaulted(QualityGate, "Held-out quality the model must reach.")
+    reuse: Literal["IfIdentical", "Never"] = Field(
+        default="IfIdentical",
+        description="IfIdentical: when a Succeeded TrainingJob in this namespace has the same "
+        "fingerprint (dataset digest, trainer, parameters), take its model instead of training. "
+        "Never: always train.",
     )
 
 
 class ExportedModel(Model):
-    """The exported ONNX model."""
+    """The exported ONNX model, as the trainer's metadata.json describes it."""
 
     uri: str = Field(description="URI of model.onnx.")
-    digest: str = Field(description="sha256 of model.onnx.")
+    digest: Digest = Field(description="sha256 of model.onnx.")
+    fingerprint: str | None = Field(
+        default=None, description="The trainer's own run fingerprint (metadata.json)."
+    )
+
+
+class EpochMetrics(Model):
+    """One epoch of training, as the trainer records it."""
+
+    epoch: int = Field(description="Epoch number, from 1.")
+    loss: float | None = Field(default=None, description="Training loss.")
+    accuracy: float | None = Field(default=None, description="Training accuracy.")
+    val_loss: float | None = Field(default=None, description="Validation loss.")
+    val_accuracy: float | None = Field(default=None, description="Validation accuracy.")
+
+
+class TrainingRun(Model):
+    """The run of the current generation: a pipeline run, a distributed job or a local process."""
+
+    name: str = Field(description="Deterministic run name (object uid + generation).")
+    id: str | None = Field(default=None, description="Run id in the system running it.")
+    provider: str = Field(description="pipelines/<provider> or training/<provider>.")
+    generation: int = Field(description="The .metadata.generation the run trains.")
+    state: str = Field(description="The run's state as its system reports it.")
+    message: str | None = Field(default=None, description="The system's last word on the run.")
+    dataset_uri: str = Field(description="The dataset version the run reads.")
+    created: str | None = Field(default=None, description="When the run started (RFC 3339).")
+    finished: str | None = Field(default=None, description="When the run ended (RFC 3339).")
+
+
+MAX_HISTORY = 100
 
 
 class TrainingJobStatus(Status):
     """Observed state of a TrainingJob."""
 
-    metrics: dict[str, float] | None = Field(default=None, description="Final evaluation metrics.")
-    model: ExportedModel | None = Field(default=None, description="The exported model.")
-    run: str | None = Field(default=None, description="Pipeline run or PyTorchJob name.")
+    metrics: dict[str, float] | None = Field(
+        default=None, description="Final held-out validation metrics of the exported model."
+    )
+    history: list[EpochMetrics] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY,
+        description=f"Per-epoch metrics (the last {MAX_HISTORY} epochs).",
+    )
+    model: ExportedModel | None = Field(
+        default=None, description="The exported model; absent unless the job Succeeded."
+    )
+    fingerprint: str | None = Field(
+        default=None,
+        description="sha256 of the resolved inputs (dataset digest, trainer, parameters, "
+        "workers, GPUs): equal fingerprints train the same model.",
+    )
+    reused_from: str | None = Field(
+        default=None, description="The TrainingJob whose model was reused (same fingerprint)."
+    )
+    run: TrainingRun | None = Field(default=None, description="The current generation's run.")
     start_time: str | None = Field(default=None, description="When training started.")
     completion_time: str | None = Field(default=None, description="When training finished.")
 
@@ -118,8 +204,12 @@ INFO = KindInfo(
         PrinterColumn("Dataset", ".spec.dataset.name", description="Dataset name."),
         PrinterColumn("Workers", ".spec.workers", type="integer", description="Workers."),
         PrinterColumn(
-            "Accuracy", ".status.metrics.accuracy", type="number", description="Accuracy."
+            "Accuracy",
+            ".status.metrics.accuracy",
+            type="number",
+            description="Held-out accuracy.",
         ),
+        PrinterColumn("Reused", ".status.reusedFrom", description="Model reused from.", priority=1),
         AGE,
     ),
 )
