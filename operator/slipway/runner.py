@@ -25,7 +25,7 @@ log = logging.getLogger("slipway")
 def _registry(
     config: OperatorConfig, kubeconfig: str | None = None, peering: Peering | None = None
 ) -> tuple[kopf.OperatorRegistry, Context]:
-    cluster = connect(kubeconfig, field_manager=config.field_manager)
+    cluster = connect(kubeconfig, field_manager=config.field_manager, guarded=True)
     ctx = Context(cluster=cluster, config=config)
     registry = kopf.OperatorRegistry()
     register(registry, ctx, peering)
