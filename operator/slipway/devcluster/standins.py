@@ -11,7 +11,8 @@ by ``slipway dev up`` (``DevCluster.start_standins``). One asyncio loop runs bot
 - the Istio ingress stand-in (``ingress.py``) gets a new routing table when the objects or the
   ready processes changed, so a VirtualService change is followed within a second;
 - ``<state>/standins.json`` lists the ingress and every model-server process (version, port, pid,
-  phase, log) for ``slipway dev status``.
+  phase, log) for ``slipway dev status``; ``<state>/model-server-targets.json`` lists the running
+  ones in Prometheus's file-based service discovery format, for a local Prometheus to scrape.
 
 The model servers are children in this process's group, so ``slipway dev down`` (which signals the
 group) stops them too; on SIGTERM the supervisor also stops them itself and removes the state file.
@@ -47,6 +48,13 @@ log = logging.getLogger("slipway.standins")
 
 ISTIO_API = "networking.istio.io/v1"
 STATE_FILE = "standins.json"
+TARGETS_FILE = "model-server-targets.json"  # Prometheus file-based service discovery
+
+
+def _write_atomically(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 
 
 def read_state(state: Path) -> dict[str, Any] | None:
@@ -94,17 +102,29 @@ class Supervisor:
         self._written: Any = None
 
     def _write_state(self, seldon: SeldonStandIn) -> None:
+        processes = seldon.processes()
         report = {
             "pid": os.getpid(),
             "ingress": {"url": self.ingress.url, "port": self.ingress.port},
-            "modelServers": seldon.processes(),
+            "modelServers": processes,
         }
         if report == self._written:
             return
-        path = self.state / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(path)
+        targets = [
+            {
+                "targets": [f"127.0.0.1:{row['port']}"],
+                "labels": {
+                    "namespace": row["namespace"],
+                    "seldon_deployment": row["seldonDeployment"],
+                    "predictor": row["predictor"],
+                    "version": row["version"],
+                },
+            }
+            for row in processes
+            if row["phase"] != "Exited"
+        ]
+        _write_atomically(self.state / TARGETS_FILE, targets)
+        _write_atomically(self.state / STATE_FILE, report)
         self._written = report
 
     def _route(self, objects: tuple[list[dict[str, Any]], ...], seldon: SeldonStandIn) -> None:
@@ -144,6 +164,7 @@ class Supervisor:
                 await self.ingress.stop()
                 await seldon.close()
                 (self.state / STATE_FILE).unlink(missing_ok=True)
+                _write_atomically(self.state / TARGETS_FILE, [])
 
     async def _loop(self, seldon: SeldonStandIn) -> None:
         while not self.stop.is_set():
