@@ -66,14 +66,24 @@ def reconcile_now(ctx: Context, kind: str, body: dict[str, Any], reconcile: Reco
     raise AssertionError("unreachable")
 
 
-def run(ctx: Context, kind: str, body: dict[str, Any], reconcile: Reconcile) -> None:
-    """Reconcile one object from a kopf handler, mapping the result onto kopf's retries."""
+def backoff(retry: int) -> float:
+    """Seconds before kopf's next try: 2, 4, 8, ... up to a minute."""
+    return float(min(60, 2 ** (retry + 1)))
+
+
+def run(
+    ctx: Context, kind: str, body: dict[str, Any], reconcile: Reconcile, retry: int = 0
+) -> None:
+    """Reconcile one object from a kopf handler, mapping the result onto kopf's retries.
+
+    An API error that reaches here is about API access, not the spec (a rejected child is a
+    condition already): an unreachable server, a conflict, a status write refused. It is retried
+    with a growing delay, on the object as it is then.
+    """
     try:
         result = reconcile_now(ctx, kind, body, reconcile)
     except ApiError as exc:
-        if exc.retriable:
-            raise kopf.TemporaryError(str(exc), delay=5) from exc
-        raise
+        raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from exc
     if result.permanent:
         raise kopf.PermanentError(result.permanent)
 
