@@ -1,29 +1,36 @@
-"""Operator benchmark: convergence time, steady-state writes and memory, on the local control plane.
+"""Operator benchmark: convergence time against a floor, steady-state writes and memory.
 
-For each size N (default 1, 100, 1000) it starts a fresh control plane (etcd + kube-apiserver +
-garbage collector on loopback) and the operator as its own process (`slipway run --standalone`),
-creates N ModelDeployments and measures:
+For each size N (default 1, 100, 1000) it starts a fresh local control plane (etcd +
+kube-apiserver + garbage collector on loopback) and the operator as its own process
+(`slipway run --standalone`), creates N ModelDeployments and measures:
 
-- **converge**: seconds from the first create until every ModelDeployment has all four children
-  (SeldonDeployment, Service, DestinationRule, VirtualService);
+- **converge**: seconds from the first create until every ModelDeployment has all its children
+  (SeldonDeployment, Service, DestinationRule, VirtualService), with the operator's default resync
+  period (so no resync pass runs alongside unless `--converge-resync` asks for one);
 - **steady-state writes**: after Seldon is played (each SeldonDeployment patched Available, as
-  Seldon's controller would) and every ModelDeployment is Ready, the API writes (POST, PUT, PATCH,
-  APPLY, DELETE to the kinds the operator touches, from kube-apiserver's own request counters)
-  during an idle window in which the periodic resync reconciles every object a few times, and
-  across an operator restart until the new process has reconciled every object again (both
-  counted by the operator's own slipway_reconcile_total);
-- **RSS**: the operator process's resident memory with N objects.
+  Seldon's controller would) and every ModelDeployment is Ready, the operator is restarted with the
+  short `--resync` period: the API writes (POST, PUT, PATCH, APPLY, DELETE to the kinds the
+  operator touches, from kube-apiserver's own request counters) until the new process has
+  reconciled every object again, then during an idle window in which the periodic resync
+  reconciles every object a few times (counted by the operator's slipway_reconcile_total);
+- **RSS**: the operator's resident memory with N objects (the larger of the first process once
+  all are Ready and the second after the idle window);
+- **floor** (unless `--no-floor`): on another fresh control plane, the same creates and the
+  operator's own calls for each object, made by `floor.py` with no kopf, timed by the same check.
+  The ratio converge / floor is what kopf and the operator's event handling cost.
 
-    python -m benchmarks.operator.run [--sizes 1,100,1000] [--idle 30] [--resync 10]
+For both runs it reads the CPU seconds kube-apiserver, etcd, the garbage collector and the client
+(the operator, or the floor) spent while converging, and the API requests per object.
+
+    python -m benchmarks.operator.run [--sizes 1,100,1000] [--idle 30] [--resync 10] [--no-floor]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,192 +38,173 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from slipway.config import load_config
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
 from slipway.devcluster.commands import crd_folders
 from slipway.devcluster.paths import repo_root
 from slipway.k8s import Cluster, connect
 
-API = "slipway.dev/v1alpha1"
+from . import report
+from .probes import CpuMeter, api_requests, api_writes, reconciled, rss_mb
+from .workload import NS, Children, create_all, ready_count, wait_for
+
 SELDON = "machinelearning.seldon.io/v1"
-NS = "bench"
-# Writes to the kinds the operator touches (the API server's own lease and endpoint renewals are
-# not the operator's and are left out).
-WRITE = re.compile(
-    r'apiserver_request_total\{[^}]*resource="(modeldeployments|seldondeployments|services|'
-    r'virtualservices|destinationrules|events)"[^}]*'
-    r'verb="(POST|PUT|PATCH|APPLY|DELETE)"[^}]*\} (\S+)'
-)
+TIMEOUT = 900.0
 
 
-def api_writes(cluster: Cluster) -> float:
-    """Total write requests the API server has served (its own counter)."""
-    creds = cluster.credentials()
-    request = urllib.request.Request(
-        creds["server"] + "/metrics", headers={"Authorization": f"Bearer {creds['token']}"}
-    )
-    context = ssl.create_default_context(cafile=creds["ca_path"])
-    context.check_hostname = False
-    with urllib.request.urlopen(request, context=context) as response:
-        text = response.read().decode()
-    return sum(float(m.group(3)) for m in WRITE.finditer(text))
+def fresh_cluster(workdir: Path, name: str) -> tuple[DevCluster, Cluster]:
+    dev = DevCluster(workdir / name)
+    dev.start(crds=crd_folders(repo_root()))
+    kube = connect(str(dev.kubeconfig), field_manager="bench")
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    return dev, kube
 
 
-def reconciled(port: int) -> float:
-    """ModelDeployment reconciliations the operator has finished, from its own metrics."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('slipway_reconcile_total{kind="ModelDeployment"')
-    )
+def write_config(path: Path, **settings: Any) -> Path:
+    pools = yaml.safe_load((repo_root() / "config" / "dev.yaml").read_text())
+    path.write_text(yaml.safe_dump({**pools, **settings}))
+    return path
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def meter(dev: DevCluster, client: int) -> CpuMeter:
+    names = {"kube-apiserver": "apiserver", "etcd": "etcd", "kube-controller-manager": "gc"}
+    pids = {short: dev.pids()[name] for name, short in names.items() if name in dev.pids()}
+    return CpuMeter({"client": client, **pids})
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def manifest(i: int) -> dict:  # type: ignore[type-arg]
-    digest = f"{i:064x}"
-    return {
-        "apiVersion": API,
-        "kind": "ModelDeployment",
-        "metadata": {"name": f"model-{i:04d}", "namespace": NS},
-        "spec": {
-            "model": {"uri": f"s3://models/m{i}/model.onnx", "digest": f"sha256:{digest}"},
-            "placement": {"nodePool": "gpu", "gpus": 1},
-        },
-    }
-
-
-def wait_for(check, timeout: float, interval: float = 0.5) -> float:  # type: ignore[no-untyped-def]
+def converge(
+    kube: Cluster, children: Children, cpu: CpuMeter, n: int, go: Any = None
+) -> dict[str, Any]:
+    """Time from the first create (by ``go``, or by this process) until every child exists."""
+    cpu.start()
+    requests = api_requests(kube)
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(interval)
-    raise TimeoutError(f"not converged after {timeout:.0f} s")
+    if go is None:
+        create_all(kube, n)
+    else:
+        go()
+    wait_for(lambda: children.all_exist(n), TIMEOUT)
+    seconds = time.monotonic() - start
+    used = cpu.stop()
+    requests = api_requests(kube) - requests - children.requests
+    children.verify(n)
+    return {"seconds": seconds, "start": start, "cpu": used, "requests": requests / n}
 
 
-def ready_count(kube: Cluster) -> int:
-    return sum(
-        1
-        for md in kube.list(API, "ModelDeployment", NS)
-        for c in (md.get("status") or {}).get("conditions") or []
-        if c["type"] == "Ready" and c["status"] == "True"
-    )
-
-
-def run_size(n: int, idle: float, resync: float, workdir: Path) -> dict[str, float]:
-    root = repo_root()
-    dev = DevCluster(workdir / f"cluster-{n}")
-    dev.start(crds=crd_folders(root))
+def operator_run(
+    n: int, idle: float, resync: float, converge_resync: float | None, workdir: Path
+) -> dict[str, Any]:
+    dev, kube = fresh_cluster(workdir, f"operator-{n}")
     try:
-        kube = connect(str(dev.kubeconfig), field_manager="bench")
-        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        config = workdir / f"config-{n}.yaml"
-        pools = yaml.safe_load((root / "config" / "dev.yaml").read_text())
-        metrics_port = free_port()
-        settings = {**pools, "metricsPort": metrics_port, "resyncSeconds": resync}
-        config.write_text(yaml.safe_dump(settings))
-        operator = start_operator(dev, config)
-        time.sleep(2)
-        apiserver = dev.pids()["kube-apiserver"]
-        cpu_before = cpu_seconds(operator.pid), cpu_seconds(apiserver)
-        start = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: kube.create(manifest(i)), range(n)))
-        created = time.monotonic() - start
-
-        def converged() -> bool:
-            kinds = [
-                (SELDON, "SeldonDeployment"),
-                ("networking.istio.io/v1", "VirtualService"),
-                ("networking.istio.io/v1", "DestinationRule"),
-                ("v1", "Service"),
-            ]
-            return all(
-                len(kube.list(a, k, NS, "app.kubernetes.io/part-of=slipway")) >= n for a, k in kinds
-            )
-
-        wait_for(converged, timeout=600)
-        converge = time.monotonic() - start
-        operator_cpu = cpu_seconds(operator.pid) - cpu_before[0]
-        apiserver_cpu = cpu_seconds(apiserver) - cpu_before[1]
+        port = free_port()
+        first: dict[str, float] = {"metricsPort": port}
+        if converge_resync is not None:
+            first["resyncSeconds"] = converge_resync
+        config = write_config(workdir / f"config-{n}-converge.yaml", **first)
+        children = Children(kube, load_config(config))
+        operator = start_operator(dev, config, port)
+        result = converge(kube, children, meter(dev, operator.pid), n)
 
         # Play Seldon: every deployment becomes Available, as Seldon reports once pods are ready.
-        sdeps = kube.list(SELDON, "SeldonDeployment", NS)
+        def available(s: dict[str, Any]) -> None:
+            name = s["metadata"]["name"]
+            kube.patch_status(SELDON, "SeldonDeployment", NS, name, {"state": "Available"})
+
         with ThreadPoolExecutor(8) as pool:
-            list(
-                pool.map(
-                    lambda s: kube.patch_status(
-                        SELDON,
-                        "SeldonDeployment",
-                        NS,
-                        s["metadata"]["name"],
-                        {"state": "Available"},
-                    ),
-                    sdeps,
-                )
-            )
-        wait_for(lambda: ready_count(kube) == n, timeout=600)
+            list(pool.map(available, kube.list(SELDON, "SeldonDeployment", NS)))
+        wait_for(lambda: ready_count(kube) == n, timeout=TIMEOUT, interval=0.5)
         time.sleep(3)
-
-        before, reconciles = api_writes(kube), reconciled(metrics_port)
-        time.sleep(idle)
-        idle_writes = api_writes(kube) - before
-        idle_reconciles = reconciled(metrics_port) - reconciles
         rss = rss_mb(operator.pid)
+        stop(operator)
 
-        operator.terminate()
-        operator.wait(30)
+        # Restart with the short resync period: writes until every object is reconciled again,
+        # then an idle window of resync passes.
+        config = write_config(
+            workdir / f"config-{n}-idle.yaml", metricsPort=port, resyncSeconds=resync
+        )
         before = api_writes(kube)
-        restarted = start_operator(dev, config)
-        # Every object is reconciled again on start (kopf's resume handlers): wait for all of them.
-        wait_for(lambda: reconciled(metrics_port) >= n, timeout=600)
+        operator = start_operator(dev, config, port)
+        wait_for(lambda: reconciled(port) >= n, timeout=TIMEOUT, interval=0.5)
         time.sleep(2)
-        restart_writes = api_writes(kube) - before
-        restarted.terminate()
-        restarted.wait(30)
-        return {
-            "n": n,
-            "create": created,
-            "converge": converge,
-            "idle_writes": idle_writes,
-            "idle_reconciles": idle_reconciles,
-            "restart_writes": restart_writes,
-            "rss": rss,
-            "operator_cpu": operator_cpu,
-            "apiserver_cpu": apiserver_cpu,
-        }
+        result["restart_writes"] = api_writes(kube) - before
+        before, reconciles = api_writes(kube), reconciled(port)
+        time.sleep(idle)
+        result["idle_writes"] = api_writes(kube) - before
+        result["idle_reconciles"] = reconciled(port) - reconciles
+        result["rss"] = max(rss, rss_mb(operator.pid))
+        stop(operator)
+        return result
     finally:
         dev.stop()
 
 
-def start_operator(dev: DevCluster, config: Path) -> subprocess.Popen[bytes]:
+def floor_run(n: int, workdir: Path) -> dict[str, Any]:
+    dev, kube = fresh_cluster(workdir, f"floor-{n}")
+    try:
+        config = write_config(workdir / f"config-{n}-floor.yaml", metricsPort=0)
+        children = Children(kube, load_config(config))
+        argv = ["--kubeconfig", str(dev.kubeconfig), "--config", str(config), "--count", str(n)]
+        floor = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.operator.floor", *argv],
+            cwd=repo_root(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(dev.state / "floor.log").open("ab"),
+            text=True,
+        )
+        assert floor.stdin is not None and floor.stdout is not None
+        json.loads(floor.stdout.readline())  # ready: imported and connected
+
+        def go() -> None:
+            floor.stdin.write("go\n")  # type: ignore[union-attr]
+            floor.stdin.flush()  # type: ignore[union-attr]
+
+        result = converge(kube, children, meter(dev, floor.pid), n, go)
+        done = json.loads(floor.stdout.readline())
+        floor.stdin.close()
+        floor.wait(30)
+        if done["error_count"]:
+            raise RuntimeError(f"floor: {done['error_count']} reconciles failed: {done['errors']}")
+        result["returned"] = done["finished"] - result["start"]
+        return {**result, **{k: done[k] for k in ("workers", "per_object", "variants")}}
+    finally:
+        dev.stop()
+
+
+def start_operator(dev: DevCluster, config: Path, port: int) -> subprocess.Popen[bytes]:
     log = (dev.state / "operator.log").open("ab")
-    return subprocess.Popen(
+    operator = subprocess.Popen(
         [sys.executable, "-m", "slipway", "run", "--standalone", "--config", str(config)],
-        env={"KUBECONFIG": str(dev.kubeconfig), "PATH": "/usr/bin:/bin"},
+        env={
+            "KUBECONFIG": str(dev.kubeconfig),
+            "PATH": "/usr/bin:/bin",
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    # Its metrics server starts in kopf's startup handler; the watches start right after.
+    wait_for(lambda: serving(port), timeout=60, interval=0.2)
+    time.sleep(1)
+    return operator
+
+
+def serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
 
 
 def _stop_on_sigterm() -> None:
@@ -233,28 +221,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,100,1000")
     parser.add_argument("--idle", type=float, default=30.0, help="idle window (s)")
-    parser.add_argument("--resync", type=float, default=10.0, help="resync period (s)")
+    parser.add_argument("--resync", type=float, default=10.0, help="resync period when idle (s)")
+    parser.add_argument(
+        "--converge-resync",
+        type=float,
+        help="resync period while converging (s; default: the operator's own default)",
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor runs")
     parser.add_argument("--workdir", help="keep clusters' state and logs here (default: temporary)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            row = run_size(n, args.idle, args.resync, Path(tmp))
-            print(f"N={n}: {row}", file=sys.stderr, flush=True)
+            row: dict[str, Any] = {
+                "n": n,
+                "operator": operator_run(
+                    n, args.idle, args.resync, args.converge_resync, Path(tmp)
+                ),
+            }
+            if not args.no_floor:
+                row["floor"] = floor_run(n, Path(tmp))
+            print(f"N={n}: {json.dumps(row)}", file=sys.stderr, flush=True)
             rows.append(row)
-    print(
-        "| ModelDeployments | all children created (s) | operator CPU (s) | kube-apiserver CPU (s) "
-        f"| reconciles / writes while idle ({args.idle:.0f} s, resync every {args.resync:.0f} s) "
-        "| writes on operator restart "
-        "| operator RSS (MB) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['n']:.0f} | {r['converge']:.1f} | {r['operator_cpu']:.1f} "
-            f"| {r['apiserver_cpu']:.1f} | {r['idle_reconciles']:.0f} / {r['idle_writes']:.0f} "
-            f"| {r['restart_writes']:.0f} | {r['rss']:.0f} |"
-        )
+    print(report.tables(rows, args.idle, args.resync))
 
 
 if __name__ == "__main__":
