@@ -22,8 +22,8 @@ from pydantic import JsonValue
 from slipway.config import OperatorConfig
 
 from .localruns import LocalRunError, LocalRuns, RunRecord, Venv, checkout
-from .pipelines import PIPELINE_NAMES, PipelineRun, RunStatus
-from .storage import LocalStore
+from .pipelines import PIPELINE_NAMES, PipelineRun, PipelinesError, RunStatus
+from .storage import LocalStore, StorageError
 
 PIPELINES_VENV = Venv(
     "pipelines", ("images/trainer/requirements.txt", "pipelines/requirements.txt")
@@ -65,7 +65,7 @@ class LocalPipelines:
 
     def start(self, run: PipelineRun) -> RunStatus:
         if run.pipeline not in PIPELINE_NAMES:
-            raise LocalRunError(f"unknown pipeline {run.pipeline!r}; known: {PIPELINE_NAMES}")
+            raise PipelinesError(f"unknown pipeline {run.pipeline!r}; known: {PIPELINE_NAMES}")
         found = self.find(run)
         if found is not None:
             return found
@@ -93,14 +93,17 @@ class LocalPipelines:
             "--pipeline-root",
             str(folder / "kfp-root"),
         ]
-        record = self.runs.launch(
-            run.name,
-            argv,
-            env=env,
-            venv=None if self.python else PIPELINES_VENV,
-            info=info,
-            files={params.name: json.dumps(self._parameters(run.parameters), indent=2)},
-        )
+        try:
+            record = self.runs.launch(
+                run.name,
+                argv,
+                env=env,
+                venv=None if self.python else PIPELINES_VENV,
+                info=info,
+                files={params.name: json.dumps(self._parameters(run.parameters), indent=2)},
+            )
+        except (LocalRunError, StorageError, OSError) as exc:
+            raise PipelinesError(f"cannot start local run {run.name}: {exc}") from exc
         return _status(record)
 
     def status(self, run_id: str) -> RunStatus | None:

@@ -16,8 +16,18 @@ from typing import Any
 from slipway.builders.meta import Owner
 from slipway.config import OperatorConfig
 
-from .localruns import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, LocalRuns, Venv, checkout
-from .storage import LocalStore
+from .localruns import (
+    CANCELED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    LocalRunError,
+    LocalRuns,
+    Venv,
+    checkout,
+)
+from .storage import LocalStore, StorageError
 from .training import FAILED as T_FAILED
 from .training import PENDING as T_PENDING
 from .training import RUNNING as T_RUNNING
@@ -81,13 +91,16 @@ class LocalTraining:
         root = checkout()
         if root is not None:
             env["PYTHONPATH"] = str(root / "images" / "trainer" / "src")
-        self.runs.launch(
-            request.name,
-            self.argv(request),
-            env=env,
-            venv=None if self.python else TRAINER_VENV,
-            info={"namespace": request.namespace, "workers": request.workers, "gpus": request.gpus},
-        )
+        try:
+            self.runs.launch(
+                request.name,
+                self.argv(request),
+                env=env,
+                venv=None if self.python else TRAINER_VENV,
+                info={"namespace": request.namespace, "workers": request.workers},
+            )
+        except (StorageError, OSError) as exc:
+            raise LocalRunError(f"cannot start local run {request.name}: {exc}") from exc
 
     def observe(self, request: TrainingRequest, live: dict[str, Any] | None) -> TrainingState:
         record = self.runs.read(request.name)

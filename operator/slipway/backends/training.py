@@ -83,7 +83,8 @@ class TrainingBackend(Protocol):
         ...
 
     def start(self, request: TrainingRequest) -> None:
-        """Launch ``request`` if it is not running yet (process providers); idempotent by name."""
+        """Launch ``request`` unless it was ever launched (process providers); raises
+        ``localruns.LocalRunError`` when it cannot be."""
         ...
 
     def observe(self, request: TrainingRequest, live: dict[str, Any] | None) -> TrainingState:
