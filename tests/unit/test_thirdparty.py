@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from slipway.devcluster.install import load_manifests
 from slipway.devcluster.thirdparty import (
     PINS,
     Pin,
@@ -81,8 +82,8 @@ def test_unpack_writes_one_file_per_pinned_crd(tmp_path: Path) -> None:
         the_pin = pin("all.yaml", "Gamma", "Alpha", sum=zip_hash(z))
     out = cache_folder(the_pin, tmp_path / "cache")
     written = unpack(archive, the_pin, out)
-    assert [p.name for p in written] == ["alphas.example.com.yaml", "gammas.example.com.yaml"]
-    assert yaml.safe_load(written[0].read_text()) == crd("Alpha")
+    assert [p.name for p in written] == ["alphas.example.com.json", "gammas.example.com.json"]
+    assert load_manifests(written) == [crd("Alpha"), crd("Gamma")]
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no partial folder left
 
 

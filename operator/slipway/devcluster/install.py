@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,12 +19,16 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every object in the YAML files under ``paths`` (files or folders), in file order."""
+    """Every object in the YAML files under ``paths`` (files or folders; a file named ``*.json``
+    holds one JSON object), in file order."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
     docs: list[dict[str, Any]] = []
     for file in files:
+        if file.suffix == ".json":  # one object (the cached upstream CRDs)
+            docs.append(json.loads(file.read_text()))
+            continue
         docs.extend(d for d in yaml.load_all(file.read_text(), Loader=_LOADER) if d)
     return docs
 

@@ -34,7 +34,7 @@ from .paths import cache_dir
 
 PINS = Path("tests/cluster/crds/pins.yaml")
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LAYOUT = 2  # of a cache folder: one JSON file per CRD
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ class Pin:
 
     @property
     def key(self) -> str:
-        """Names the cache folder: any change to the pin fetches again."""
-        text = json.dumps([self.module, self.version, self.sum, self.path, sorted(self.kinds)])
+        """Names the cache folder: any change to the pin (or to the folder's layout) fetches
+        again."""
+        fields = [self.module, self.version, self.sum, self.path, sorted(self.kinds), _LAYOUT]
+        text = json.dumps(fields)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def __str__(self) -> str:
@@ -159,16 +161,15 @@ def unpack(module_zip: Path, pin: Pin, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     tmp.mkdir()
-    for crd in crds:
-        text = yaml.dump(crd, Dumper=_DUMPER, sort_keys=False)
-        (tmp / f"{crd['metadata']['name']}.yaml").write_text(text)
+    for crd in crds:  # JSON: read back fifty times faster than YAML, and any tool takes it
+        (tmp / f"{crd['metadata']['name']}.json").write_text(json.dumps(crd, indent=1))
     try:
         tmp.rename(out)
     except OSError:  # another process finished the same pin first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
         if not out.is_dir():
             raise
-    return sorted(out.glob("*.yaml"))
+    return sorted(out.glob("*.json"))
 
 
 def cache_folder(pin: Pin, cache: Path) -> Path:
@@ -187,7 +188,7 @@ def upstream_crds(pins: Iterable[Pin], cache: Path | None = None) -> list[Path]:
             out.parent.mkdir(parents=True, exist_ok=True)
             unpack(_download(pin, out.parent), pin, out)
             _say(f"  fetched {pin} in {time.monotonic() - started:.1f} s")
-        files.extend(sorted(out.glob("*.yaml")))
+        files.extend(sorted(out.glob("*.json")))
     return files
 
 
