@@ -39,6 +39,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from .storage import default_store
+
 RUNNING = "RUNNING"
 PENDING = "PENDING"
 SUCCEEDED = "SUCCEEDED"
@@ -319,7 +321,7 @@ def _resolve_python(spec: dict[str, Any]) -> str:
             "no interpreter configured and no Slipway checkout to create one with hack/venv.sh; "
             "set pipelinesPython / trainerPython in the operator configuration"
         )
-    lock_dir = Path(os.environ.get("SLIPWAY_CACHE") or Path.home() / ".cache" / "slipway")
+    lock_dir = default_store().parent  # hack/venv.sh's cache folder
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f".venv-{venv['name']}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one install at a time; later runs reuse it
