@@ -15,12 +15,15 @@ import argparse
 import inspect
 import json
 import os
+import re
 import sys
 from typing import Any
 
 from kfp import local
 
 from .pipelines import PIPELINES
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
 
 
 def _coerce(func: Any, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             parameters = json.load(handle)
         outputs = run(args.pipeline, parameters, os.path.abspath(args.pipeline_root))
     except Exception as exc:  # the run's outcome: recorded, not raised
-        _write(args.result, {"error": f"{type(exc).__name__}: {exc}"})
+        error = ANSI.sub("", str(exc)).strip() or type(exc).__name__
+        _write(args.result, {"error": error})
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     _write(args.result, {"outputs": outputs})

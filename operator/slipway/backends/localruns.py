@@ -142,13 +142,14 @@ def _alive(pid: int, start: str | None) -> bool:
     return True
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its log lines
 _RULE = re.compile(r"^\s*FAIL (.+)$")
 _ERROR = re.compile(r"^(?:error: (.+)|[A-Za-z_][\w.]*(?:Error|Exception|Failed|Exit): (.+))$")
 
 
 def failure_summary(log: str, limit: int = 1000) -> str:
     """The most precise reason a log gives: failed validation rules, else the last error line."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    lines = [line.strip() for line in _ANSI.sub("", log).splitlines() if line.strip()]
     rules = [m.group(1).strip() for m in map(_RULE.match, lines) if m]
     if rules:
         return ("failed rules: " + "; ".join(dict.fromkeys(rules)))[:limit]
@@ -363,7 +364,8 @@ def supervise(folder: Path) -> int:
     elif state == FAILED:
         sys.stdout.flush()
         detail = failure_summary((folder / "log").read_text(errors="replace"))
-        message = "; ".join(p for p in (str(result.get("error") or ""), detail, message) if p)
+        parts = (str(result.get("error") or "").rstrip("."), detail, message)
+        message = _ANSI.sub("", "; ".join(p for p in parts if p))
     outputs = result.get("outputs") if isinstance(result.get("outputs"), dict) else {}
     record = {"state": state, "message": message, "finished": now(), "outputs": outputs}
     _write_atomic(folder / "state.json", record, exclusive=True)
