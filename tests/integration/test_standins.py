@@ -29,7 +29,7 @@ import pytest
 
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
-from slipway.devcluster.model_servers import model_server_python
+from slipway.devcluster.model_servers import model_server_python, plan_predictors
 from slipway.devcluster.standins import read_state
 from slipway.k8s import Cluster
 
@@ -220,6 +220,15 @@ def test_model_deployment_served_split_restarted_and_stopped(
         lambda: condition(kube, ns, name, "Ready").get("status") == "True",
         what="ModelDeployment Ready",
     )
+    # On a cluster the Service routes only to pods carrying every label it selects; Seldon gives
+    # pods the predictor's and component's labels, not the SeldonDeployment's own.
+    service = kube.get("v1", "Service", ns, name) or {}
+    selector = service["spec"]["selector"]
+    assert len(standins.servers(ns)) == 1
+    pod = plan_predictors(kube.get(SELDON, "SeldonDeployment", ns, sdep1) or {})[0].spec
+    assert pod is not None
+    missing = {k: v for k, v in selector.items() if pod.labels.get(k) != v}
+    assert not missing, f"the Service selects {missing}, which the Seldon pods do not carry"
     client = Client(standins.port)
     status, version, answer = client.infer(name)
     assert status == 200, answer

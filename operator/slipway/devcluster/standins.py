@@ -74,10 +74,18 @@ async def _list_all(cluster: Cluster) -> tuple[list[dict[str, Any]], ...]:
         (ISTIO_API, "DestinationRule"),
         ("v1", "Service"),
     ]
-    found = await asyncio.gather(
-        *(asyncio.to_thread(cluster.list, api, kind, None) for api, kind in kinds)
-    )
+    found = await asyncio.gather(*(asyncio.to_thread(_list, cluster, *kind) for kind in kinds))
     return tuple(found)
+
+
+def _list(cluster: Cluster, api_version: str, kind: str) -> list[dict[str, Any]]:
+    """All objects of a kind; none when its CRD is not installed (nothing to play then)."""
+    try:
+        return cluster.list(api_version, kind, None)
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        raise
 
 
 def _fingerprint(objects: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
