@@ -56,8 +56,21 @@ def kube(dev_cluster: DevCluster) -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def operator(dev_cluster: DevCluster) -> Iterator[RunningOperator]:
-    running = start_in_thread(OperatorConfig.model_validate(POOLS), str(dev_cluster.kubeconfig))
+def local_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local providers' store: runs (ingestion, training) and pvc:// data of the session."""
+    return tmp_path_factory.mktemp("store")
+
+
+def local_providers(store: Path) -> dict[str, Any]:
+    """Configuration for Datasets and TrainingJobs run on this machine (pipelines with kfp.local,
+    distributed training with torchrun), in the environments hack/venv.sh makes."""
+    return {"pipelines": "local", "training": "local", "localStore": str(store)}
+
+
+@pytest.fixture(scope="session")
+def operator(dev_cluster: DevCluster, local_store: Path) -> Iterator[RunningOperator]:
+    config = OperatorConfig.model_validate({**POOLS, **local_providers(local_store)})
+    running = start_in_thread(config, str(dev_cluster.kubeconfig))
     yield running
     running.stop()
 

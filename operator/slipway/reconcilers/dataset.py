@@ -38,7 +38,18 @@ from slipway.builders.meta import Owner
 from .base import Context, Result, describe_validation, owner_of, problem_changed, write_status
 from .conditions import Verdict, merge_conditions, utc_now
 from .datasetrules import rules_json, summary
-from .runs import InFlight, Store, compact, hold, join, poll_delay, release, terminal
+from .runs import (
+    InFlight,
+    Store,
+    clear_removed,
+    compact,
+    hold,
+    join,
+    plain,
+    poll_delay,
+    release,
+    terminal,
+)
 
 KIND = "Dataset"
 RETRY_UNAVAILABLE_S = 30.0
@@ -122,7 +133,7 @@ def _record(
         "inputs": inputs,
         "uri": uri,
         "state": found.state,
-        "message": found.message or None,
+        "message": plain(found.message),
         "finished": found.finished,
         "created": found.created or utc_now(),
         "outcome": None,
@@ -143,7 +154,7 @@ def _observed(backend: Any, owner: Owner, record: dict[str, Any]) -> dict[str, A
     return {
         "id": found.run_id or record.get("id"),
         "state": found.state,
-        "message": found.message or None,
+        "message": plain(found.message),
         "finished": found.finished,
     }
 
@@ -310,7 +321,7 @@ def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[st
     old = body.get("status") or {}
     generation = body["metadata"].get("generation")
     status = {
-        **{k: compact(v) for k, v in extra.items()},
+        **{k: clear_removed(old.get(k), compact(v)) for k, v in extra.items()},
         "observedGeneration": generation,
         "phase": verdict.phase,
         "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),

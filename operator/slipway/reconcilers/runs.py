@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from slipway.config import OperatorConfig
 from .base import Context, Result
 
 FINALIZER = "slipway.dev/cancel-run"
+MESSAGE_LIMIT = 1024
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MIN_POLL_S = 2.0
 MAX_POLL_S = 30.0
 
@@ -170,3 +173,20 @@ def compact(value: Any) -> Any:
     if isinstance(value, list):
         return [compact(v) for v in value]
     return value
+
+
+def clear_removed(old: Any, new: Any) -> Any:
+    """``new`` with an explicit None for each key of a nested object that ``old`` has and ``new``
+    drops: a status is written as a merge patch, which keeps keys the patch does not mention."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out = {k: clear_removed(old.get(k), v) for k, v in new.items()}
+    out.update({k: None for k in old if k not in new})
+    return out
+
+
+def plain(message: str | None) -> str | None:
+    """A run's message fit for a status: terminal colour codes removed, length bounded."""
+    if not message:
+        return None
+    return _ANSI.sub("", message)[:MESSAGE_LIMIT]

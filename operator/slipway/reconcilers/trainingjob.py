@@ -186,6 +186,8 @@ def _ended(
         message = str(state.get("message") or "no reason given")
         if "quality gate failed" in message:
             reason = "QualityGateFailed"
+            message = next(p for p in message.split("; ") if "quality gate failed" in p)
+            message += " (spec.qualityGate); no model is published"
         elif state["state"] == "CANCELED":
             reason = "RunCanceled"
         elif state["state"] == "SKIPPED":

@@ -21,7 +21,7 @@ from slipway.builders.meta import Owner
 from slipway.config import NodePool
 
 from .base import Children, Context, log
-from .runs import hold
+from .runs import hold, plain
 from .trainingplan import DatasetVersion, distributed, pipeline_run, training_request
 
 
@@ -80,7 +80,7 @@ def _pipeline(
         f"pipelines/{provider}",
         id=found.run_id or None,
         state=found.state,
-        message=found.message or None,
+        message=plain(found.message),
         created=found.created,
         finished=found.finished,
     )
@@ -129,7 +129,7 @@ def _distributed(
         f"training/{provider}",
         id=request.name,
         state=state.phase,
-        message=state.message or None,
+        message=plain(state.message),
         created=state.started,
         finished=state.finished,
     )
