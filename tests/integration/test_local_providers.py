@@ -144,6 +144,7 @@ def test_a_failed_rule_fails_the_run_with_the_rule(store: LocalStore, digits: Sn
     done = wait(lambda: backend.status(run_id))
     assert isinstance(done, RunStatus) and done.state == FAILED
     assert "validate-dataset" in done.message and "minRows" in done.message, done.message
+    assert "need at least 5000" in done.message and "\x1b" not in done.message, done.message
     assert not (store.root / "pvc" / "datasets" / "digits" / "v2").exists()
 
 
