@@ -44,18 +44,26 @@ def api_writes(cluster: Cluster) -> float:
     return api_requests(cluster, WRITES)
 
 
-def reconciled(port: int) -> float:
-    """ModelDeployment reconciliations the operator has finished, from its own metrics."""
+def operator_metric(port: int, prefix: str) -> float:
+    """The sum of the operator's own metric samples whose line starts with ``prefix``."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             text = response.read().decode()
     except OSError:
         return 0.0
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('slipway_reconcile_total{kind="ModelDeployment"')
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
     )
+
+
+def reconciled(port: int) -> float:
+    """ModelDeployment reconciliations the operator has finished, from its own metrics."""
+    return operator_metric(port, 'slipway_reconcile_total{kind="ModelDeployment"')
+
+
+def reconcile_seconds(port: int) -> float:
+    """Seconds the operator's workers have spent in ModelDeployment reconciles."""
+    return operator_metric(port, 'slipway_reconcile_time_seconds_sum{kind="ModelDeployment"')
 
 
 def rss_mb(pid: int) -> float:
@@ -71,15 +79,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process), from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
-    """CPU seconds each named process spends between ``start`` and ``stop``."""
+    """CPU seconds each named process, and the machine as a whole (``machine``), spend between
+    ``start`` and ``stop``; ``other`` is what the machine spent outside the named processes."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.before: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        return {"machine": machine_busy()} | {n: cpu_seconds(p) for n, p in self.pids.items()}
+
     def start(self) -> None:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before = self._now()
 
     def stop(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+        used = {name: value - self.before[name] for name, value in self._now().items()}
+        used["other"] = used["machine"] - sum(v for n, v in used.items() if n != "machine")
+        return used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -31,24 +32,30 @@ def main_table(rows: list[dict[str, Any]], idle: float, resync: float) -> list[s
     return lines
 
 
-def breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Where the time goes while converging: CPU of each process, requests per object."""
+def breakdown_table(rows: list[dict[str, Any]], cores: int) -> list[str]:
+    """Where the time goes while converging: the reconciles and how busy kopf's workers were,
+    the CPU of each process and of the machine, and the API requests per object."""
     lines = [
-        "| ModelDeployments | run | all children created (s) | last call returned (s) "
-        "| client CPU (s) | kube-apiserver CPU (s) | etcd CPU (s) | garbage collector CPU (s) "
-        "| API requests / object |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ModelDeployments | run | all children created (s) | reconciles | mean reconcile (ms) "
+        "| busy workers (mean) | client CPU (s) | kube-apiserver CPU (s) | etcd CPU (s) "
+        "| garbage collector CPU (s) | bench CPU (s) | other CPU (s) "
+        f"| machine busy (of {cores} cores) | API requests / object |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         for name in ("operator", "floor"):
             run = row.get(name)
             if run is None:
                 continue
-            returned = f"{run['returned']:.1f}" if "returned" in run else "-"
+            count, spent, wall = run["reconciles"], run["reconcile_seconds"], run["seconds"]
+            mean = f"{1000 * spent / count:.0f}" if count else "-"
+            busy = f"{spent / wall:.1f} of {run['workers']}"
+            machine = run["cpu"]["machine"] / (wall * cores)
             lines.append(
-                f"| {row['n']} | {name} | {run['seconds']:.1f} | {returned} "
+                f"| {row['n']} | {name} | {wall:.1f} | {count:.0f} | {mean} | {busy} "
                 f"| {_cpu(run, 'client')} | {_cpu(run, 'apiserver')} | {_cpu(run, 'etcd')} "
-                f"| {_cpu(run, 'gc')} | {run['requests']:.1f} |"
+                f"| {_cpu(run, 'gc')} | {_cpu(run, 'bench')} | {_cpu(run, 'other')} "
+                f"| {machine:.0%} | {run['requests']:.1f} |"
             )
     return lines
 
@@ -72,5 +79,5 @@ def floor_calls(rows: list[dict[str, Any]]) -> list[str]:
 def tables(rows: list[dict[str, Any]], idle: float, resync: float) -> str:
     parts = [main_table(rows, idle, resync)]
     if any("floor" in row for row in rows):
-        parts += [breakdown_table(rows), floor_calls(rows)]
+        parts += [breakdown_table(rows, os.cpu_count() or 1), floor_calls(rows)]
     return "\n\n".join("\n".join(part) for part in parts)

@@ -28,6 +28,7 @@ For both runs it reads the CPU seconds kube-apiserver, etcd, the garbage collect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,11 @@ from slipway.devcluster.cluster import free_port
 from slipway.devcluster.commands import crd_folders
 from slipway.devcluster.paths import repo_root
 from slipway.k8s import Cluster, connect
+from slipway.reconcilers.base import Context
 
 from . import report
-from .probes import CpuMeter, api_requests, api_writes, reconciled, rss_mb
+from .floor import kopf_workers
+from .probes import CpuMeter, api_requests, api_writes, reconcile_seconds, reconciled, rss_mb
 from .workload import NS, Children, create_all, ready_count, wait_for
 
 SELDON = "machinelearning.seldon.io/v1"
@@ -74,26 +78,42 @@ def write_config(path: Path, **settings: Any) -> Path:
 def meter(dev: DevCluster, client: int) -> CpuMeter:
     names = {"kube-apiserver": "apiserver", "etcd": "etcd", "kube-controller-manager": "gc"}
     pids = {short: dev.pids()[name] for name, short in names.items() if name in dev.pids()}
-    return CpuMeter({"client": client, **pids})
+    return CpuMeter({"client": client, "bench": os.getpid(), **pids})
 
 
 def converge(
-    kube: Cluster, children: Children, cpu: CpuMeter, n: int, go: Any = None
+    kube: Cluster,
+    children: Children,
+    cpu: CpuMeter,
+    n: int,
+    go: Callable[[], None] | None = None,
+    reconciles: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0),
 ) -> dict[str, Any]:
-    """Time from the first create (by ``go``, or by this process) until every child exists."""
+    """Time from the first create (by ``go``, or by this process) until every child exists, with
+    the CPU, API requests and reconciles (count, seconds in them) spent meanwhile."""
     cpu.start()
-    requests = api_requests(kube)
+    requests, before = api_requests(kube), reconciles()
     start = time.monotonic()
     if go is None:
         create_all(kube, n)
     else:
         go()
+    created = time.monotonic() - start
     wait_for(lambda: children.all_exist(n), TIMEOUT)
     seconds = time.monotonic() - start
     used = cpu.stop()
     requests = api_requests(kube) - requests - children.requests
+    after = reconciles()
     children.verify(n)
-    return {"seconds": seconds, "start": start, "cpu": used, "requests": requests / n}
+    return {
+        "seconds": seconds,
+        "start": start,
+        "created": created,
+        "cpu": used,
+        "requests": requests / n,
+        "reconciles": after[0] - before[0],
+        "reconcile_seconds": after[1] - before[1],
+    }
 
 
 def operator_run(
@@ -107,8 +127,16 @@ def operator_run(
             first["resyncSeconds"] = converge_resync
         config = write_config(workdir / f"config-{n}-converge.yaml", **first)
         children = Children(kube, load_config(config))
+        operator_workers = kopf_workers(Context(cluster=kube, config=load_config(config)))
         operator = start_operator(dev, config, port)
-        result = converge(kube, children, meter(dev, operator.pid), n)
+        result = converge(
+            kube,
+            children,
+            meter(dev, operator.pid),
+            n,
+            reconciles=lambda: (reconciled(port), reconcile_seconds(port)),
+        )
+        result["workers"] = operator_workers
 
         # Play Seldon: every deployment becomes Available, as Seldon reports once pods are ready.
         def available(s: dict[str, Any]) -> None:
@@ -171,7 +199,9 @@ def floor_run(n: int, workdir: Path) -> dict[str, Any]:
         if done["error_count"]:
             raise RuntimeError(f"floor: {done['error_count']} reconciles failed: {done['errors']}")
         result["returned"] = done["finished"] - result["start"]
-        return {**result, **{k: done[k] for k in ("workers", "per_object", "variants")}}
+        result["created"] = done["created"] - result["start"]
+        keep = ("workers", "per_object", "variants", "reconciles", "reconcile_seconds")
+        return {**result, **{k: done[k] for k in keep}}
     finally:
         dev.stop()
 
@@ -231,16 +261,19 @@ def main() -> None:
     parser.add_argument("--workdir", help="keep clusters' state and logs here (default: temporary)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.workdir:
+            workdir = Path(args.workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for n in (int(s) for s in args.sizes.split(",")):
             row: dict[str, Any] = {
                 "n": n,
-                "operator": operator_run(
-                    n, args.idle, args.resync, args.converge_resync, Path(tmp)
-                ),
+                "operator": operator_run(n, args.idle, args.resync, args.converge_resync, workdir),
             }
             if not args.no_floor:
-                row["floor"] = floor_run(n, Path(tmp))
+                row["floor"] = floor_run(n, workdir)
             print(f"N={n}: {json.dumps(row)}", file=sys.stderr, flush=True)
             rows.append(row)
     print(report.tables(rows, args.idle, args.resync))
