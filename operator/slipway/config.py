@@ -86,6 +86,17 @@ class KfpConfig(_Config):
     timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
 
 
+class PrometheusConfig(_Config):
+    """The Prometheus server the ``prometheus`` analysis provider queries to judge rollouts."""
+
+    url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://\S+$",
+        description="Base URL of the Prometheus HTTP API (the operator queries /api/v1/query).",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Per-query timeout.")
+
+
 class OperatorConfig(_Config):
     """Everything the operator reads at start-up."""
 
@@ -112,6 +123,12 @@ class OperatorConfig(_Config):
         default="trainjob", description="Provider for distributed (multi-worker or GPU) training."
     )
     kfp: KfpConfig = Field(default_factory=KfpConfig)
+    analysis: Literal["prometheus", "none"] = Field(
+        default="prometheus",
+        description="Metrics provider judging Canary, ABTest and Shadow rollouts; none: metrics "
+        "are not measured (reported Skipped) and only webhooks gate a rollout.",
+    )
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     trainjob_runtime: str = Field(
         default="torch-distributed", min_length=1, description="TrainJob runtimeRef name."
     )
@@ -178,7 +195,7 @@ def load_config(
     scalars = {
         name: field
         for name, field in OperatorConfig.model_fields.items()
-        if name not in {"node_pools", "kfp"}
+        if name not in {"node_pools", "kfp", "prometheus"}
     }
     from_env = set()
     for name in scalars:

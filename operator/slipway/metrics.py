@@ -2,7 +2,8 @@
 
 ``slipway_reconcile_total{kind,result}``, ``slipway_reconcile_time_seconds{kind}`` and
 ``slipway_reconcile_errors_total{kind}`` let the same dashboards and alerts that watch
-controller-runtime operators watch this one.
+controller-runtime operators watch this one. ``slipway_rollout_*`` count what progressive
+rollouts do (steps, checks by result, promotions, rollbacks) and how late their checks run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,33 @@ RECONCILE_TIME = Histogram(
     "Time spent in one reconciliation.",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+# Progressive rollouts (Canary, ABTest, Shadow): what happens to them, and how punctually the one
+# scheduling loop runs their checks (lateness: from a check's due time to the check).
+ROLLOUT_STEPS = Counter(
+    "slipway_rollout_steps_total", "Rollout steps taken (traffic moved).", ["strategy"]
+)
+ROLLOUT_CHECKS = Counter(
+    "slipway_rollout_checks_total",
+    "Rollout analysis checks by result (Passed, Failed, Inconclusive, Unavailable, Aborted).",
+    ["strategy", "result"],
+)
+ROLLOUT_INCONCLUSIVE = Counter(
+    "slipway_rollout_inconclusive_checks_total",
+    "Rollout checks that were inconclusive (too few requests, no data, NaN).",
+    ["strategy"],
+)
+ROLLOUT_PROMOTIONS = Counter(
+    "slipway_rollout_promotions_total", "Candidates promoted by analysis.", ["strategy"]
+)
+ROLLOUT_ROLLBACKS = Counter(
+    "slipway_rollout_rollbacks_total", "Candidates rolled back, by reason.", ["strategy", "reason"]
+)
+ROLLOUT_CHECK_LATENESS = Histogram(
+    "slipway_rollout_check_lateness_seconds",
+    "Seconds between a rollout check's due time and the moment it ran.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
 

@@ -322,12 +322,21 @@ def test_failed_candidate_is_degraded_and_gets_no_traffic(kube: Cluster, namespa
             "spec.model.trainingJobRef: TrainingJob 'missing' does not exist",
         ),
         (
-            {"rollout": {"strategy": "Shadow", "analysis": {}}},
-            "StrategyNotSupported",
-            "spec.rollout.strategy Shadow is not available",
+            {
+                "rollout": {
+                    "strategy": "Canary",
+                    "analysis": {
+                        "metrics": [
+                            {"name": "errors", "thresholdRange": {"max": 1}, "query": "{{ pod }}"}
+                        ]
+                    },
+                }
+            },
+            "InvalidSpec",
+            "unknown template variables ['pod']",
         ),
     ],
-    ids=["unknown-pool", "missing-training-job", "unsupported-strategy"],
+    ids=["unknown-pool", "missing-training-job", "unknown-query-variable"],
 )
 def test_bad_references_degrade_without_children(
     kube: Cluster, namespace: str, spec: dict[str, Any], reason: str, message: str

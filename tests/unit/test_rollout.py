@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slipway.api.v1alpha1.modeldeployment import Rollout
+from slipway.api.v1alpha1.rollout import Rollout
 from slipway.backends.seldon import SELDON_NAME_LIMIT
 from slipway.builders.meta import short_name
 from slipway.builders.rollout import (

@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 from slipway.config import OperatorConfig
 
+from .analysis import AnalysisBackend, AnalysisUnavailable, NoAnalysis, QueryRejected, Target
 from .istio import IstioTraffic
 from .kfp import KfpPipelines
 from .localpipelines import LocalPipelines
 from .localtraining import LocalTraining
 from .noop import NoServing, NoTraffic
 from .pipelines import NoPipelines, PipelineRun, PipelinesBackend, RunStatus
+from .prometheus import PrometheusAnalysis
 from .pytorchjob import PyTorchJobTraining
 from .seldon import SeldonServing
 from .serving import ServingBackend, VersionState
@@ -37,6 +39,13 @@ def serving_backend(name: str) -> ServingBackend:
 
 def traffic_backend(name: str) -> TrafficBackend:
     return TRAFFIC[name]
+
+
+def analysis_backend(config: OperatorConfig) -> AnalysisBackend:
+    """The analysis provider the configuration names (``analysis``), with its settings."""
+    if config.analysis == "prometheus":
+        return PrometheusAnalysis(config.prometheus.url, config.prometheus.timeout_seconds)
+    return NoAnalysis()
 
 
 PIPELINES: dict[str, Callable[[OperatorConfig], PipelinesBackend]] = {
@@ -76,15 +85,20 @@ __all__ = [
     "SERVING",
     "TRAFFIC",
     "TRAINING",
+    "AnalysisBackend",
+    "AnalysisUnavailable",
     "PipelineRun",
     "PipelinesBackend",
+    "QueryRejected",
     "RunStatus",
     "ServingBackend",
+    "Target",
     "TrafficBackend",
     "TrainingBackend",
     "TrainingRequest",
     "TrainingState",
     "VersionState",
+    "analysis_backend",
     "pipelines_backend",
     "serving_backend",
     "traffic_backend",

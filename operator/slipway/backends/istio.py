@@ -4,6 +4,12 @@ One Service selects the pods of every version of a ModelDeployment (by its ``app
 DestinationRule turns each live version into a subset selected by the ``version`` label; the
 VirtualService splits requests between the subsets by weight. That is Istio's versioned-app
 pattern, and the shape Kiali draws as one app with versions.
+
+Progressive rollouts use two more VirtualService features: an A/B test puts a route with the
+split's ``match`` first (matching requests go to the candidate, Istio taking the first route that
+matches), and a shadow rollout adds ``mirror`` and ``mirrorPercentage`` to the stable route (Istio
+sends the copy and discards its answer). A version kept after promotion (``previous``) keeps its
+subset, so routing back to it needs no new deployment.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ def build_service(owner: Owner, config: OperatorConfig) -> dict[str, Any]:
 
 def build_destination_rule(owner: Owner, split: Split, config: OperatorConfig) -> dict[str, Any]:
     """One subset per live version, selected by the ``version`` label."""
-    versions = [split.stable] + ([split.candidate] if split.candidate else [])
+    versions = split.versions
     return {
         "apiVersion": ISTIO_API,
         "kind": "DestinationRule",
@@ -57,27 +63,36 @@ def build_destination_rule(owner: Owner, split: Split, config: OperatorConfig) -
 
 
 def build_virtual_service(owner: Owner, split: Split, config: OperatorConfig) -> dict[str, Any]:
-    """Weighted routes to the version subsets; the weights always add up to 100."""
+    """Weighted routes to the version subsets (the weights always add up to 100), after an
+    A/B test's match route, with a shadow rollout's mirror."""
     host = service_host(owner, config)
 
-    def route(version: ModelVersion, weight: int) -> dict[str, Any]:
+    def destination(version: ModelVersion) -> dict[str, Any]:
         return {
-            "destination": {
-                "host": host,
-                "subset": version.version,
-                "port": {"number": config.model_server_port},
-            },
-            "weight": weight,
+            "host": host,
+            "subset": version.version,
+            "port": {"number": config.model_server_port},
         }
+
+    def route(version: ModelVersion, weight: int) -> dict[str, Any]:
+        return {"destination": destination(version), "weight": weight}
 
     routes = [route(split.stable, split.stable_weight)]
     if split.candidate is not None:
         routes.append(route(split.candidate, split.candidate_weight))
+    main: dict[str, Any] = {"name": "inference", "route": routes}
+    http = [main]
+    if split.candidate is not None and split.mirror > 0:
+        main["mirror"] = destination(split.candidate)
+        main["mirrorPercentage"] = {"value": split.mirror}
+    if split.candidate is not None and split.match:
+        ab = {"name": "ab-test", "match": list(split.match), "route": [route(split.candidate, 100)]}
+        http = [ab, main]
     return {
         "apiVersion": ISTIO_API,
         "kind": "VirtualService",
         "metadata": metadata(owner, short_name(owner.name), COMPONENT),
-        "spec": {"hosts": [host], "http": [{"name": "inference", "route": routes}]},
+        "spec": {"hosts": [host], "http": http},
     }
 
 

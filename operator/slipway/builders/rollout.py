@@ -6,13 +6,19 @@ short for names and labels, and made longer when two live digests would otherwis
 Pure functions of (what status says was live, what the spec asks for, whether the candidate is
 ready). The status is the memory of a level-based reconcile: it records the stable version, so when
 the spec's model changes the operator knows the new one is a candidate, not a replacement.
+
+A ``Split`` says how requests reach the versions: by weight (Static, Canary), by match (ABTest:
+matching requests go to the candidate) or by mirror (Shadow: the candidate gets a copy). The
+judgement of a progressive rollout (metrics, checks, steps) lives in ``builders/analysis.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from slipway.api.v1alpha1.modeldeployment import Rollout
+from slipway.api.v1alpha1.rollout import Rollout
 
 ID_HEX = 8  # hex digits of the digest in a version id, unless two live digests share them
 MAX_ID_HEX = 24  # a 96-bit prefix: the id (25 characters) still fits every child name
@@ -70,7 +76,13 @@ class Live:
 
 @dataclass(frozen=True)
 class Split:
-    """Traffic weights (percent) for the live versions, and whether the candidate was promoted."""
+    """How requests reach the live versions, and whether the candidate was promoted.
+
+    Weights are percent. ``match`` (ABTest): requests matching any of these Istio
+    HTTPMatchRequests go to the candidate whatever the weights. ``mirror`` (Shadow): percent of
+    the requests copied to the candidate, whose answers are discarded. ``previous``: the version
+    promoted away from, kept routable (a subset) with no traffic.
+    """
 
     stable: ModelVersion
     stable_weight: int
@@ -78,6 +90,14 @@ class Split:
     candidate_weight: int
     promoted: bool = False
     waiting: bool = False
+    match: tuple[dict[str, Any], ...] = field(default=())
+    mirror: float = 0.0
+    previous: ModelVersion | None = None
+
+    @property
+    def versions(self) -> list[ModelVersion]:
+        """Every version the routing must know: stable, candidate, previous."""
+        return [v for v in (self.stable, self.candidate, self.previous) if v is not None]
 
 
 def live_versions(
@@ -116,3 +136,15 @@ def static_split(live: Live, rollout: Rollout, candidate_ready: bool) -> Split:
     if weight == 100:
         return Split(live.candidate, 100, None, 0, promoted=True)
     return Split(live.stable, 100 - weight, live.candidate, weight)
+
+
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(duration: str) -> float:
+    """'500ms', '30s', '5m', '1h' in seconds (the API's duration pattern)."""
+    found = _DURATION.match(duration)
+    if not found:
+        raise ValueError(f"not a duration: {duration!r} (use e.g. 30s, 5m, 1h)")
+    return int(found.group(1)) * _UNIT[found.group(2)]

@@ -3,7 +3,7 @@
 ``ensure_prometheus`` returns ``prometheus`` and ``promtool`` from the cache, building them the
 first time with ``go install -tags remove_all_sd`` (the tag leaves out every cloud service
 discovery, which only costs build time and memory here) at the one pinned module version below.
-``$SLIPWAY_PROMETHEUS`` may name a folder holding both binaries instead (Debian's ``prometheus``
+``$SLIPWAY_PROMETHEUS_BIN`` may name a folder holding both binaries instead (Debian's ``prometheus``
 package puts them in /usr/bin; release tarballs unpack them side by side).
 
 ``PrometheusServer`` runs one server on a free loopback port with a throwaway data folder and a
@@ -65,7 +65,7 @@ def _build(out: Path) -> None:
     go = shutil.which("go")
     if go is None:
         raise RuntimeError(
-            "Go is needed to build Prometheus (or set SLIPWAY_PROMETHEUS to a folder holding "
+            "Go is needed to build Prometheus (or set SLIPWAY_PROMETHEUS_BIN to a folder holding "
             "prometheus and promtool, e.g. /usr/bin after `apt-get install prometheus`); "
             "install Go >= 1.24"
         )
@@ -107,14 +107,14 @@ def _build(out: Path) -> None:
 
 
 def ensure_prometheus() -> PrometheusBinaries:
-    """Prometheus from ``$SLIPWAY_PROMETHEUS``, or from the cache, building it when missing."""
-    given = os.environ.get("SLIPWAY_PROMETHEUS")
+    """Prometheus from ``$SLIPWAY_PROMETHEUS_BIN``, or from the cache, building it when missing."""
+    given = os.environ.get("SLIPWAY_PROMETHEUS_BIN")
     if given:
         base = Path(given)
         bins = PrometheusBinaries(base / "prometheus", base / "promtool")
         missing = [str(p) for p in (bins.prometheus, bins.promtool) if not p.exists()]
         if missing:
-            raise FileNotFoundError(f"SLIPWAY_PROMETHEUS={given}: missing {', '.join(missing)}")
+            raise FileNotFoundError(f"SLIPWAY_PROMETHEUS_BIN={given}: missing {', '.join(missing)}")
         return bins
     out = cache_dir() / "tools" / f"prometheus-{MODULE_VERSION}"
     if not all((out / name).exists() for name in COMMANDS):

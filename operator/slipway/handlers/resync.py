@@ -14,6 +14,7 @@ import datetime
 import fnmatch
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,32 @@ def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+LEADER_CACHE_S = 5.0
+_peerings: dict[int, Peering | None] = {}
+_leading: dict[tuple[int, str], tuple[float, bool]] = {}
+
+
+def leading(ctx: Context, namespace: str) -> bool:
+    """Whether this replica leads ``namespace`` now (read from kopf's peering record at most
+    every few seconds), for work that runs outside kopf's handlers: the requeue loop."""
+    peering = _peerings.get(id(ctx))
+    if peering is None:
+        return True
+    scope = "" if ctx.config.namespace is None else namespace
+    key = (id(ctx), scope)
+    cached = _leading.get(key)
+    if cached is not None and time.monotonic() - cached[0] < LEADER_CACHE_S:
+        return cached[1]
+    peer_kind = "KopfPeering" if scope else "ClusterKopfPeering"
+    record = ctx.cluster.get(PEERING_API, peer_kind, scope or None, peering.name)
+    verdict = leads(record, peering.priority, datetime.datetime.now(datetime.UTC))
+    _leading[key] = (time.monotonic(), verdict)
+    return verdict
+
+
 def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | None) -> None:
     stop = threading.Event()
+    _peerings[id(ctx)] = peering
 
     def loop() -> None:
         while not stop.wait(ctx.config.resync_seconds):

@@ -45,9 +45,12 @@ class Result:
 
     ``permanent``: the spec is wrong; retrying cannot help until the user changes it. Waiting on
     another object needs no field here: that object's changes reconcile again (a watch).
+    ``requeue_after``: reconcile again in this many seconds although nothing changes (a rollout's
+    next check; controller-runtime's RequeueAfter), through the operator's one scheduling loop.
     """
 
     permanent: str | None = None
+    requeue_after: float | None = None
 
 
 def describe_validation(error: ValidationError, root: str = "spec") -> str:

@@ -7,29 +7,48 @@ object this ModelDeployment does not control stops the reconcile with ``NameConf
 nothing. What to delete is found from the deployments that exist and that this object controls,
 never from status alone. The serving and traffic providers (Seldon and Istio by default) come
 from the operator configuration.
+
+Static rollouts are decided here; Canary, ABTest and Shadow rollouts by ``rollout.py``, which
+returns the split and when to reconcile again (the next check). After a promotion the previous
+stable version stays deployed, with no traffic, for ``analysis.keepPrevious``: reverting
+``spec.model`` to it inside that window moves all traffic back in the same reconcile.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from slipway import metrics
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
-from slipway.backends import ServingBackend, VersionState, serving_backend, traffic_backend
+from slipway.api.v1alpha1.rollout import Analysis, RolloutStatus
+from slipway.backends import (
+    ServingBackend,
+    VersionState,
+    analysis_backend,
+    serving_backend,
+    traffic_backend,
+)
+from slipway.builders import analysis as plan
 from slipway.builders.meta import Owner
 from slipway.builders.placement import PlacementError, resolve_pool
 from slipway.builders.rollout import (
     DigestPrefixCollision,
+    Live,
     ModelVersion,
     Split,
     live_versions,
+    seconds,
     static_split,
 )
 from slipway.config import NodePool
 from slipway.k8s import ApiError
 
+from . import rollout as progressive
 from .base import (
     Children,
     Context,
@@ -41,7 +60,7 @@ from .base import (
     problem_changed,
     write_status,
 )
-from .conditions import Verdict, merge_conditions
+from .conditions import Verdict, merge_conditions, utc_now
 from .modelsource import Resolved, resolve, source_field
 
 KIND = "ModelDeployment"
@@ -115,16 +134,6 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
     except PlacementError as exc:
         problem = Verdict("Degraded", False, exc.reason, str(exc), degraded=True)
         return _stop(ctx, body, problem, permanent=True)
-    if spec.rollout.strategy != "Static":
-        problem = Verdict(
-            "Degraded",
-            False,
-            "StrategyNotSupported",
-            f"spec.rollout.strategy {spec.rollout.strategy} is not available in this release; "
-            "use Static",
-            degraded=True,
-        )
-        return _stop(ctx, body, problem, permanent=True)
     resolved = resolve(ctx, owner.namespace, spec.model)
     if isinstance(resolved, Verdict):
         # Nothing to retry: the TrainingJob or TuningSweep is watched, and its next change
@@ -146,6 +155,22 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         return _stop(ctx, body, problem, permanent=True)
 
 
+def _previous(old: dict[str, Any], now: dt.datetime) -> tuple[ModelVersion | None, str | None]:
+    """The version kept after the last promotion, while its keepPrevious window lasts."""
+    entry = old.get("previous") or {}
+    until = plan.parse_time(entry.get("keepUntil"))
+    if until is None or until <= now:
+        return None, None
+    return _recorded(entry), entry["keepUntil"]
+
+
+def _rollout_record(old: dict[str, Any]) -> RolloutStatus | None:
+    try:
+        return RolloutStatus.model_validate(old["rollout"]) if old.get("rollout") else None
+    except ValidationError:
+        return None  # written by another release: start afresh
+
+
 def _converge(
     ctx: Context,
     body: dict[str, Any],
@@ -156,14 +181,34 @@ def _converge(
 ) -> Result:
     serving = serving_backend(ctx.config.serving)
     traffic = traffic_backend(ctx.config.traffic)
+    now = dt.datetime.now(dt.UTC)
+    generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
-    live = live_versions(stable, candidate, resolved.model)
-    deployments = {
-        v.version: serving.render(owner, spec, v, pool, ctx.config)
-        for v in (live.stable, live.candidate)
-        if v is not None
-    }
+    previous, keep_until = _previous(old, now)
+    record = _rollout_record(old)
+    desired = resolved.model
+    strategy = spec.rollout.strategy
+    revert_to = (
+        previous
+        if previous is not None and stable is not None and desired.digest == previous.digest
+        else None
+    )
+    if revert_to is not None and stable is not None:
+        live = Live(stable, revert_to)  # a candidate, unless its deployment is still ready
+    else:
+        live = live_versions(stable, candidate, desired)
+    held_back = (
+        record is not None
+        and record.phase == "Failed"
+        and record.generation == generation
+        and live.candidate is not None
+        and live.candidate.digest == record.candidate_digest
+    )
+    if held_back:  # rolled back, and the spec has not changed since: stay on the stable version
+        live = Live(live.stable)
+    kept = [v for v in (live.stable, live.candidate, previous) if v is not None]
+    deployments = {v.version: serving.render(owner, spec, v, pool, ctx.config) for v in kept}
     children = Children(ctx, owner)
     # Every name this reconcile may write, checked before the first write. Route names do not
     # depend on the weights, so the routes of the unready split stand for the final ones.
@@ -175,8 +220,57 @@ def _converge(
         version: serving.observe(children.apply(manifest) if manifest else None)
         for version, manifest in deployments.items()
     }
-    ready = live.candidate is not None and states[live.candidate.version].ready
-    split = static_split(live, spec.rollout, ready)
+    keep = seconds(spec.rollout.analysis.keep_previous) if spec.rollout.analysis else 0.0
+    requeue: list[float] = []
+    notes: list[progressive.Note] = []
+    step: progressive.Progress | None = None
+    if revert_to is not None and states[revert_to.version].ready:
+        # Back to the version promoted away from: all traffic at once, no new deployment.
+        split = Split(revert_to, 100, None, 0, promoted=True)
+        notes.append(progressive.Note("Reverted", f"{revert_to.version} serves 100% again"))
+    elif strategy in plan.PROGRESSIVE and live.candidate is not None:
+        assert live.stable is not None
+        if (
+            record is None
+            or record.candidate_digest != live.candidate.digest
+            or (record.phase in plan.DONE)
+        ):
+            record = plan.start(
+                strategy,
+                live.candidate.version,
+                live.candidate.digest,
+                live.stable.version,
+                spec.rollout.analysis or Analysis(),
+                now,
+            )
+        run = progressive.RolloutRun(
+            owner,
+            spec,
+            live,
+            states[live.candidate.version],
+            analysis_backend(ctx.config),
+            now,
+            generation,
+        )
+        step = progressive.progress(run, record)
+        split, record, notes = step.split, step.state, step.notes
+        if step.requeue_after is not None:
+            requeue.append(step.requeue_after)
+    else:
+        if record is not None and record.phase in (*plan.ACTIVE, "Waiting"):
+            record = None  # the strategy changed to Static mid-rollout
+        ready = live.candidate is not None and states[live.candidate.version].ready
+        split = static_split(live, spec.rollout, ready)
+    if split.promoted and split.stable.digest != live.stable.digest and keep > 0:
+        previous, keep_until = live.stable, plan.timestamp(now + dt.timedelta(seconds=keep))
+    elif previous is not None and previous.digest in {split.stable.digest} | (
+        {split.candidate.digest} if split.candidate else set()
+    ):
+        previous, keep_until = None, None
+    until = plan.parse_time(keep_until)
+    if until is not None:
+        requeue.append(max(0.0, (until - now).total_seconds()))
+    split = replace(split, previous=previous)
     for manifest in traffic.render(owner, split, ctx.config):
         children.apply(manifest)
     _prune(children, serving, owner, split)
@@ -194,6 +288,8 @@ def _converge(
     extra: dict[str, Any] = {
         "stable": version(split.stable, split.stable_weight),
         "candidate": version(split.candidate, split.candidate_weight) if split.candidate else None,
+        "previous": {**version(previous, 0), "keepUntil": keep_until} if previous else None,
+        "rollout": record.to_api() if record is not None else None,
         "url": traffic.url(owner, ctx.config) or None,
         "lineage": {
             **resolved.lineage,
@@ -202,30 +298,98 @@ def _converge(
             "liveVersion": split.stable.version,
         },
     }
-    _finish(ctx, body, judge(split, states), extra)
-    return Result()
+    verdict = judge(split, states)
+    stable_ok = states[split.stable.version].ready and not states[split.stable.version].failed
+    rolled_back = record is not None and record.phase == "Failed"
+    if (
+        record is not None
+        and stable_ok
+        and (
+            split.candidate is not None
+            or (rolled_back and record.candidate_digest == desired.digest)
+        )
+    ):
+        verdict = progressive.verdict(record, split.stable)
+    _finish(ctx, body, verdict, extra, notes, step)
+    return Result(requeue_after=min(requeue) if requeue else None)
 
 
 def _prune(children: Children, serving: ServingBackend, owner: Owner, split: Split) -> None:
     """Delete the deployments this object controls that serve no live version any more."""
     if serving.kind == "None":
         return
-    keep = {serving.name(owner, v) for v in (split.stable, split.candidate) if v is not None}
+    keep = {serving.name(owner, v) for v in split.versions}
     for name in children.prune(serving.api_version, serving.kind, keep):
         log.info("%s %s/%s left the split", serving.kind, owner.namespace, name)
 
 
-def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[str, Any]) -> None:
+def _rolled_back(
+    conditions: list[dict[str, Any]], rollout: dict[str, Any] | None, generation: int | None
+) -> list[dict[str, Any]]:
+    """Set the RolledBack condition (present once a rollout ran) without churning its time."""
+    state = _rollout_record({"rollout": rollout})
+    wanted = progressive.rolled_back_condition(state)
+    if wanted is None:
+        return conditions
+    status, reason, message = wanted
+    value = "True" if status else "False"
+    before = next((c for c in conditions if c.get("type") == "RolledBack"), None)
+    since = (
+        before.get("lastTransitionTime", utc_now())
+        if before is not None and before.get("status") == value
+        else utc_now()
+    )
+    condition = {
+        "type": "RolledBack",
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+    return [c for c in conditions if c.get("type") != "RolledBack"] + [condition]
+
+
+def _finish(
+    ctx: Context,
+    body: dict[str, Any],
+    verdict: Verdict,
+    extra: dict[str, Any],
+    notes: list[progressive.Note] | None = None,
+    step: progressive.Progress | None = None,
+) -> None:
     old = body.get("status") or {}
     generation = body["metadata"].get("generation")
+    conditions = merge_conditions(old.get("conditions") or [], verdict, generation)
     status = {
         **extra,
         "observedGeneration": generation,
         "phase": verdict.phase,
-        "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),
+        "conditions": _rolled_back(conditions, extra.get("rollout"), generation),
     }
     if write_status(ctx, body, status):
         _announce(ctx, body, old, status, verdict)
+        for note in notes or []:
+            ctx.cluster.event(body, note.reason, note.message, warning=note.warning)
+        if step is not None:
+            _count(step)
+
+
+def _count(step: progressive.Progress) -> None:
+    """The rollout's operator metrics, counted once its status is written."""
+    strategy = step.state.strategy
+    if step.lateness is not None:
+        metrics.ROLLOUT_CHECK_LATENESS.observe(step.lateness)
+    if step.check is not None:
+        metrics.ROLLOUT_CHECKS.labels(strategy, step.check).inc()
+        if step.check == "Inconclusive":
+            metrics.ROLLOUT_INCONCLUSIVE.labels(strategy).inc()
+    if step.stepped:
+        metrics.ROLLOUT_STEPS.labels(strategy).inc()
+    if step.promoted:
+        metrics.ROLLOUT_PROMOTIONS.labels(strategy).inc()
+    if step.rolled_back:
+        metrics.ROLLOUT_ROLLBACKS.labels(strategy, step.state.reason).inc()
 
 
 def _announce(
@@ -245,7 +409,8 @@ def _announce(
 def _stop(ctx: Context, body: dict[str, Any], verdict: Verdict, permanent: bool) -> Result:
     """Report a problem found before any child was touched (no half-created children)."""
     old = body.get("status") or {}
-    _finish(ctx, body, verdict, {k: old.get(k) for k in ("stable", "candidate", "url", "lineage")})
+    kept = ("stable", "candidate", "previous", "rollout", "url", "lineage")
+    _finish(ctx, body, verdict, {k: old.get(k) for k in kept})
     return Result(permanent=verdict.message if permanent else None)
 
 

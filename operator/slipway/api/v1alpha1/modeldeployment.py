@@ -25,6 +25,7 @@ from .common import (
     defaulted,
 )
 from .kinds import AGE, PHASE, KindInfo, PrinterColumn, condition_column
+from .rollout import Rollout, RolloutStatus
 
 URI_PATTERN = r"^(file|s3|gs|https?|pvc)://\S+$"
 
@@ -134,91 +135,6 @@ class Server(Model):
         return env
 
 
-class MetricThreshold(Model):
-    """Acceptable range of a metric (Flagger's thresholdRange)."""
-
-    model_config = cel(
-        (
-            "!has(self.min) || !has(self.max) || self.min <= self.max",
-            "thresholdRange.min must be <= thresholdRange.max",
-        ),
-    )
-
-    min: float | None = Field(default=None, description="Lowest acceptable value.")
-    max: float | None = Field(default=None, description="Highest acceptable value.")
-
-
-class AnalysisMetric(Model):
-    """One metric checked at each analysis interval."""
-
-    name: Name = Field(description="request-success-rate, request-duration or a custom name.")
-    threshold_range: MetricThreshold = Field(description="Range the metric must stay in.")
-    interval: str = Field(default="1m", pattern=r"^[0-9]+(s|m|h)$", description="Query window.")
-    query: str | None = Field(
-        default=None, max_length=4096, description="PromQL for a custom metric."
-    )
-
-
-class Webhook(Model):
-    """A hook called during the rollout (Flagger's webhooks)."""
-
-    name: Name = Field(description="Hook name.")
-    type: Literal["pre-rollout", "rollout", "confirm-promotion", "post-rollout", "rollback"] = (
-        Field(default="rollout", description="When the hook runs.")
-    )
-    url: str = Field(pattern=r"^https?://\S+$", description="URL called with a POST.")
-    timeout: str = Field(default="10s", pattern=r"^[0-9]+(s|m)$", description="Call timeout.")
-
-
-class Analysis(Model):
-    """How a candidate is judged (Flagger's analysis block)."""
-
-    model_config = cel(
-        (
-            "!has(self.stepWeights) || self.stepWeights.isSorted() && "
-            "self.stepWeights.all(w, self.stepWeights.exists_one(x, x == w))",
-            "analysis.stepWeights must be strictly ascending",
-        ),
-        (
-            "!has(self.stepWeights) || self.stepWeights.all(w, w <= self.maxWeight)",
-            "analysis.stepWeights must not exceed analysis.maxWeight",
-        ),
-    )
-
-    interval: str = Field(default="1m", pattern=r"^[0-9]+(s|m|h)$", description="Step interval.")
-    threshold: int = Field(default=5, ge=1, le=100, description="Failed checks before rollback.")
-    step_weights: list[int] | None = Field(
-        default=None,
-        max_length=20,
-        description="Candidate weights to step through, ascending, each 1-100.",
-        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100}},
-    )
-    max_weight: int = Field(default=50, ge=1, le=100, description="Highest candidate weight.")
-    metrics: list[AnalysisMetric] | None = Field(
-        default=None, max_length=16, description="Metrics checked at each step."
-    )
-    webhooks: list[Webhook] | None = Field(
-        default=None, max_length=16, description="Hooks called during the rollout."
-    )
-
-
-class Rollout(Model):
-    """How a new model version takes traffic from the live one."""
-
-    strategy: Literal["Static", "Canary", "Shadow", "ABTest"] = Field(
-        default="Static",
-        description="Static: the candidate gets candidateWeight until it is 100 (promote) or the "
-        "model is reverted. Canary/Shadow/ABTest: driven by analysis.",
-    )
-    candidate_weight: int = Field(
-        default=10,
-        ge=0,
-        le=100,
-        description="Static strategy: percent of traffic for the new version; 100 promotes it.",
-    )
-    analysis: Analysis | None = Field(default=None, description="Metric-driven analysis.")
-
-
 class ModelDeploymentSpec(Model):
     """Desired state of a ModelDeployment."""
 
@@ -255,12 +171,27 @@ class VersionStatus(Model):
     ready: bool = Field(default=False, description="Whether its SeldonDeployment is Available.")
 
 
+class PreviousVersion(VersionStatus):
+    """The stable version before the last promotion, kept with no traffic for keepPrevious."""
+
+    keep_until: str = Field(
+        description="When it is deleted (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
 class ModelDeploymentStatus(Status):
     """Observed state of a ModelDeployment."""
 
     stable: VersionStatus | None = Field(default=None, description="Version with the main traffic.")
     candidate: VersionStatus | None = Field(
         default=None, description="New version being rolled out, if any."
+    )
+    previous: PreviousVersion | None = Field(
+        default=None,
+        description="The version promoted away from, kept with no traffic for keepPrevious.",
+    )
+    rollout: RolloutStatus | None = Field(
+        default=None, description="Progress of the last Canary, ABTest or Shadow rollout."
     )
     url: str | None = Field(default=None, description="In-mesh URL of the inference endpoint.")
 
@@ -278,6 +209,13 @@ INFO = KindInfo(
         PrinterColumn("Candidate", ".status.candidate.version", description="Candidate version."),
         PrinterColumn(
             "Weight", ".status.candidate.weight", type="integer", description="Candidate weight."
+        ),
+        PrinterColumn("Rollout", ".status.rollout.phase", description="Rollout phase."),
+        PrinterColumn(
+            "Checks",
+            ".status.rollout.message",
+            description="The last check's outcome.",
+            priority=1,
         ),
         AGE,
     ),
