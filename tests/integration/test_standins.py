@@ -283,10 +283,11 @@ def test_model_deployment_served_split_restarted_and_stopped(
     assert status in (404, 503), answer
 
 
-def seldon_deployment(ns: str, name: str, app: str, model: Model) -> dict[str, Any]:
+def seldon_deployment(ns: str, name: str, app: str, model: Model, **extra: str) -> dict[str, Any]:
     """A SeldonDeployment as a user (or another tool) writes it: Slipway's model server."""
     labels = {"app": app, "version": model.version}
     env = {
+        **extra,
         "SLIPWAY_MODEL_NAME": app,
         "SLIPWAY_MODEL_VERSION": model.version,
         "SLIPWAY_MODEL_URI": model.uri,
@@ -454,3 +455,18 @@ def test_header_and_cookie_matches_mirroring_and_live_route_changes(
     changed = time.monotonic()
     eventually(lambda: client.infer(app)[1] == v2.version, timeout=5, what="new default route")
     assert time.monotonic() - changed < 3
+
+    # A spec change replaces the process: the new one serves before the old one stops, so
+    # requests sent all along never fail.
+    [old] = [s for s in standins.servers(ns) if s["version"] == v2.version]
+    kube.apply(seldon_deployment(ns, f"hdr-{v2.version}", app, v2, SLIPWAY_LOG_LEVEL="warning"))
+    deadline = time.monotonic() + 60
+    while True:
+        status, answered, answer = client.infer(app)
+        assert (status, answered) == (200, v2.version), answer
+        now = [s for s in standins.servers(ns) if s["version"] == v2.version]
+        if now and all(s["role"] == "serving" and s["pid"] != old["pid"] for s in now):
+            break
+        assert time.monotonic() < deadline, now
+    eventually(lambda: not alive(old["pid"]), timeout=30, what="the old process stopped")
+    assert sdep_status(kube, ns, f"hdr-{v2.version}")["state"] == "Available"

@@ -115,10 +115,10 @@ class Ingress:
         decision = decide(vs.http, routed, self.rng)
         if decision is None:
             return _error(404, f"no route of VirtualService {vs.namespace}/{vs.name} matched")
+        body = await request.read()  # before choosing: the table may change while it uploads
         endpoint = self._pick(vs.namespace, decision.destination)
         if endpoint is None:
             return _error(503, "no healthy upstream")
-        body = await request.read()
         forward = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         self._mirror(decision, vs.namespace, request, forward, body)
         assert self._session is not None

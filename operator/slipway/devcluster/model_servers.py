@@ -219,16 +219,21 @@ class ModelServer:
             header = f"--- {time.strftime('%H:%M:%S')} starting on port {port}\n"
             out.write(header.encode())
             out.flush()
-            self.proc = await asyncio.create_subprocess_exec(
-                str(python),
-                "-m",
-                SERVER_PACKAGE,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**inherited, **env, "PYTHONPATH": str(source)},
-                cwd=str(self.log_path.parent),
-            )
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    str(python),
+                    "-m",
+                    SERVER_PACKAGE,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**inherited, **env, "PYTHONPATH": str(source)},
+                    cwd=str(self.log_path.parent),
+                )
+            except OSError as exc:  # a missing interpreter: reported like a crash, retried
+                self.phase, self.reason = EXITED, f"cannot start the model server: {exc}"
+                log.error("%s/%s: %s", self.spec.namespace, self.spec.deployment, self.reason)
+                return
         log.info(
             "Started model server %s/%s (%s) pid %d on port %d",
             self.spec.namespace,

@@ -122,6 +122,7 @@ class SeldonStandIn:
         self.python, self.source, self.logs, self.store = python, source, logs, store
         self.session = session
         self.slots: dict[tuple[str, str, str], Slot] = {}
+        self._retired: list[ModelServer] = []
         self._stopping: set[asyncio.Task[None]] = set()
 
     def _log_path(self, spec: ServerSpec) -> Path:
@@ -133,12 +134,19 @@ class SeldonStandIn:
         return server
 
     def _retire(self, server: ModelServer | None) -> None:
-        """Stop ``server`` in the background (its grace period must not hold up the others)."""
-        if server is None:
-            return
-        task = asyncio.create_task(server.stop())
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+        """Mark ``server`` to be stopped by the next ``stop_retired``."""
+        if server is not None:
+            self._retired.append(server)
+
+    def stop_retired(self) -> None:
+        """Stop the servers retired by ``sync`` in the background (a grace period must not hold
+        up the others). The supervisor calls it once the ingress no longer routes to them, as
+        Kubernetes takes a pod out of its endpoints when it starts terminating."""
+        for server in self._retired:
+            task = asyncio.create_task(server.stop())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        self._retired.clear()
 
     async def sync(self, sdeps: list[dict[str, Any]]) -> None:
         """Make the processes match ``sdeps``, probe them, and handle exits and updates."""
@@ -297,5 +305,6 @@ class SeldonStandIn:
             self._retire(slot.current)
             self._retire(slot.next)
         self.slots.clear()
+        self.stop_retired()
         if self._stopping:
             await asyncio.gather(*list(self._stopping), return_exceptions=True)

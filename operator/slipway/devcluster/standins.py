@@ -181,9 +181,13 @@ class Supervisor:
             except ApiError as exc:
                 log.warning("listing objects failed (retrying): %s", exc)
             else:
-                await seldon.sync(objects[0])
-                await seldon.report(objects[0])
-                self._route(objects, seldon)
+                try:
+                    await seldon.sync(objects[0])
+                    self._route(objects, seldon)
+                    seldon.stop_retired()  # only once the ingress no longer sends them requests
+                    await seldon.report(objects[0])
+                except Exception:  # a bug must not take the model servers down with it
+                    log.exception("stand-in pass failed (retrying)")
             self._write_state(seldon)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.args.interval)
