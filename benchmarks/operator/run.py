@@ -19,8 +19,10 @@ kube-apiserver + garbage collector on loopback) and the operator as its own proc
   operator's own calls for each object, made by `floor.py` with no kopf, timed by the same check.
   The ratio converge / floor is what kopf and the operator's event handling cost.
 
-For both runs it reads the CPU seconds kube-apiserver, etcd, the garbage collector and the client
-(the operator, or the floor) spent while converging, and the API requests per object.
+For both runs it reads what was spent while converging: CPU seconds of kube-apiserver, etcd, the
+garbage collector, the client (the operator, or the floor), the bench itself and the machine as a
+whole (the rest is "other": other work on the machine, and kernel time no process is charged
+for), the reconciles and the time the workers spent in them, and the API requests per object.
 
     python -m benchmarks.operator.run [--sizes 1,100,1000] [--idle 30] [--resync 10] [--no-floor]
 """
