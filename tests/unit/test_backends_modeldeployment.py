@@ -46,7 +46,12 @@ def test_seldon_deployment(owner: Owner, config: OperatorConfig) -> None:
     manifest = seldon.build_seldon_deployment(owner, SPEC, STABLE, pool, config)
     check_golden("seldondeployment", manifest)
     pod = manifest["spec"]["predictors"][0]["componentSpecs"][0]
-    assert pod["metadata"]["labels"] == {"app": "digits", "version": STABLE.version}
+    labels = pod["metadata"]["labels"]
+    assert labels["app"] == "digits" and labels["version"] == STABLE.version
+    # The pods are what the traffic provider's Service selects (Seldon copies these labels onto
+    # them, not the SeldonDeployment's own).
+    selector = istio.build_service(owner, config)["spec"]["selector"]
+    assert selector.items() <= labels.items()
     assert pod["spec"]["nodeSelector"] == {"slipway.dev/pool": "gpu"}
     assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
 

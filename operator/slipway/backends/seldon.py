@@ -3,8 +3,11 @@
 Each runs Slipway's model server as a Seldon Core v1 custom server speaking the V2 protocol on the
 configured port, with V2 health probes, under the restricted Pod Security profile
 (``builders/security.py``). Its pods carry Istio's ``app`` (the ModelDeployment) and
-``version`` labels, which the traffic provider's subsets select and Kiali draws. Seldon reports a
-deployment's state in ``status.state``: Creating, Available or Failed.
+``version`` labels, which the traffic provider's subsets select and Kiali draws, plus
+``app.kubernetes.io/part-of=slipway`` and ``app.kubernetes.io/component=model-server``, which the
+chart's PodMonitor selects; their annotations name the model a version serves (URI and digest), so
+Kiali's workload panel shows where a version came from. Seldon reports a deployment's state in
+``status.state``: Creating, Available or Failed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
-from slipway.builders.meta import Owner, app_label, metadata, short_name
+from slipway.builders.meta import PART_OF, Owner, app_label, label_value, metadata, short_name
 from slipway.builders.placement import container_resources, pod_placement
 from slipway.builders.rollout import ModelVersion
 from slipway.builders.security import (
@@ -81,7 +84,13 @@ def build_seldon_deployment(
     config: OperatorConfig,
 ) -> dict[str, Any]:
     """The SeldonDeployment serving one model version."""
-    pod_labels = {"app": app_label(owner), "version": version.version}
+    # Istio's app/version (subsets, Kiali) and the owner's label, which the traffic provider's
+    # Service selects: Seldon puts these labels on the pods, not the SeldonDeployment's own.
+    pod_labels = {
+        "app": app_label(owner),
+        "version": version.version,
+        owner.label_key: label_value(owner.name),
+    }
     container: dict[str, Any] = {
         # Seldon routes /v2/models/<graph node>/ to the container of that name, so the node, the
         # container and the served model share one name: the ModelDeployment's app label.
@@ -107,7 +116,18 @@ def build_seldon_deployment(
         "labels": dict(pod_labels),
         "componentSpecs": [
             {
-                "metadata": {"labels": dict(pod_labels)},
+                "metadata": {
+                    "labels": {
+                        **pod_labels,
+                        "app.kubernetes.io/part-of": PART_OF,
+                        "app.kubernetes.io/component": COMPONENT,
+                    },
+                    # per version and fixed for its lifetime: never a reason to restart its pods
+                    "annotations": {
+                        "slipway.dev/model-uri": version.uri,
+                        "slipway.dev/model-digest": version.digest,
+                    },
+                },
                 "spec": {
                     "containers": [container],
                     "securityContext": pod_security_context(),
