@@ -123,6 +123,11 @@ class OperatorConfig(_Config):
         default="trainjob", description="Provider for distributed (multi-worker or GPU) training."
     )
     kfp: KfpConfig = Field(default_factory=KfpConfig)
+    tuning: Literal["katib", "local", "none"] = Field(
+        default="katib",
+        description="Provider for TuningSweeps: katib (a Katib Experiment), local (Optuna on the "
+        "operator's machine, trials as local trainer processes) or none.",
+    )
     analysis: Literal["prometheus", "none"] = Field(
         default="prometheus",
         description="Metrics provider judging Canary, ABTest and Shadow rollouts; none: metrics "

@@ -19,8 +19,11 @@ mode. One line per kind and subresource: adding a kind to the table adds one lin
 - {apiGroups: [slipway.dev], resources: [trainingjobs], verbs: [get, list, watch, patch]}
 - {apiGroups: [slipway.dev], resources: [trainingjobs/status], verbs: [patch]}
 - {apiGroups: [slipway.dev], resources: [trainingjobs/finalizers], verbs: [update]}
-# Model sources: read and watched.
-- {apiGroups: [slipway.dev], resources: [tuningsweeps], verbs: [get, list, watch]}
+# TuningSweeps: watched, read, annotated by kopf, a finalizer patched while a local study runs,
+# status written; their Katib Experiments (children) block their deletion.
+- {apiGroups: [slipway.dev], resources: [tuningsweeps], verbs: [get, list, watch, patch]}
+- {apiGroups: [slipway.dev], resources: [tuningsweeps/status], verbs: [patch]}
+- {apiGroups: [slipway.dev], resources: [tuningsweeps/finalizers], verbs: [update]}
 # Children: read, server-side applied (which creates them), watched; deployments also pruned.
 - {apiGroups: [machinelearning.seldon.io], resources: [seldondeployments], verbs: [get, create, patch, list, watch, delete]}
 - {apiGroups: [networking.istio.io], resources: [virtualservices], verbs: [get, create, patch, list, watch]}
@@ -28,6 +31,9 @@ mode. One line per kind and subresource: adding a kind to the table adds one lin
 - {apiGroups: [""], resources: [services], verbs: [get, create, patch, list, watch]}
 - {apiGroups: [trainer.kubeflow.org], resources: [trainjobs], verbs: [get, create, patch, list, watch, delete]}
 - {apiGroups: [kubeflow.org], resources: [pytorchjobs], verbs: [get, create, patch, list, watch, delete]}
+- {apiGroups: [kubeflow.org], resources: [experiments], verbs: [get, create, patch, list, watch, delete]}
+# Katib's Trials of those Experiments: listed for the best-trials table.
+- {apiGroups: [kubeflow.org], resources: [trials], verbs: [list]}
 # Events on Slipway's objects.
 - {apiGroups: [""], resources: [events], verbs: [create]}
 {{- end -}}

@@ -9,7 +9,7 @@ import kopf
 
 from slipway.reconcilers.base import Context
 
-from . import dataset, modeldeployment, requeue, resync, settings, trainingjob
+from . import dataset, modeldeployment, requeue, resync, settings, trainingjob, tuningsweep
 from .resync import Peering
 from .statusmetrics import register as register_status_metrics
 
@@ -24,6 +24,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context, peering: Peering | N
     modeldeployment.register(registry, ctx)
     dataset.register(registry, ctx)
     trainingjob.register(registry, ctx)
+    tuningsweep.register(registry, ctx)
     register_status_metrics(registry, ctx)
     resync.register(registry, ctx, peering)
 

@@ -24,14 +24,17 @@ import kopf
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.reconcilers.base import Context
 
-from . import modeldeployment
+from . import modeldeployment, tuningsweep
 
 log = logging.getLogger("slipway.resync")
 PEERING_API = "kopf.dev/v1"
 
 Nudge = Callable[[Context, list[dict[str, Any]]], None]
 # Every kind the operator reconciles, with the function that reconciles a list of its objects.
-TARGETS: dict[str, Nudge] = {modeldeployment.KIND: modeldeployment.nudge}
+TARGETS: dict[str, Nudge] = {
+    modeldeployment.KIND: modeldeployment.nudge,
+    tuningsweep.KIND: tuningsweep.nudge,
+}
 
 
 @dataclass(frozen=True)

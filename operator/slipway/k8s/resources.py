@@ -127,7 +127,9 @@ _TABLE = [
     Resource(SELDON, "SeldonDeployment", "seldondeployments", verbs=CHILD + PRUNED),
     Resource("networking.istio.io/v1", "VirtualService", "virtualservices", verbs=CHILD),
     Resource("networking.istio.io/v1", "DestinationRule", "destinationrules", verbs=CHILD),
-    Resource("kubeflow.org/v1beta1", "Experiment", "experiments"),
+    # TuningSweeps' Katib Experiments (children), and their Trials (read for the best trials).
+    Resource("kubeflow.org/v1beta1", "Experiment", "experiments", verbs=CHILD + PRUNED),
+    Resource("kubeflow.org/v1beta1", "Trial", "trials", verbs=("list",)),
     # Distributed training children of TrainingJobs (the configured provider's kind).
     Resource("kubeflow.org/v1", "PyTorchJob", "pytorchjobs", verbs=CHILD + PRUNED),
     Resource("trainer.kubeflow.org/v1alpha1", "TrainJob", "trainjobs", verbs=CHILD + PRUNED),
@@ -140,7 +142,8 @@ _TABLE = [
     _own(MODEL_DEPLOYMENT, WATCHED + READ + PATCHED, status_verbs=PATCHED, owner=True),
     # Reconciled: watched, read, annotated by kopf, finalizer patched while a run is in flight.
     _own(TRAINING_JOB, WATCHED + READ + PATCHED, status_verbs=PATCHED, owner=True),
-    _own(TUNING_SWEEP, WATCHED + READ),  # a model source: read and watched
+    # Reconciled like TrainingJobs; also a model source. Its Experiments block its deletion.
+    _own(TUNING_SWEEP, WATCHED + READ + PATCHED, status_verbs=PATCHED, owner=True),
     _own(DATASET, WATCHED + READ + PATCHED, status_verbs=PATCHED),
 ]
 RESOURCES = {(r.api_version, r.kind): r for r in _TABLE}
