@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,26 @@ SELDON = "machinelearning.seldon.io/v1"
 TIMEOUT = 900.0
 
 
-def fresh_cluster(workdir: Path, name: str) -> tuple[DevCluster, Cluster]:
+_started: list[subprocess.Popen[Any]] = []  # the operators and floors of the current cluster
+
+
+@contextlib.contextmanager
+def fresh_cluster(workdir: Path, name: str) -> Iterator[tuple[DevCluster, Cluster]]:
+    """A fresh control plane with the bench namespace. On the way out, also after a failed step,
+    every process started against it is killed if still running, then the cluster is stopped."""
     dev = DevCluster(workdir / name)
-    dev.start(crds=crd_folders(repo_root()))
-    kube = connect(str(dev.kubeconfig), field_manager="bench")
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    return dev, kube
+    try:
+        dev.start(crds=crd_folders(repo_root()))
+        kube = connect(str(dev.kubeconfig), field_manager="bench")
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        yield dev, kube
+    finally:
+        while _started:
+            process = _started.pop()
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+        dev.stop()
 
 
 def write_config(path: Path, **settings: Any) -> Path:
@@ -121,8 +135,7 @@ def converge(
 def operator_run(
     n: int, idle: float, resync: float, converge_resync: float | None, workdir: Path
 ) -> dict[str, Any]:
-    dev, kube = fresh_cluster(workdir, f"operator-{n}")
-    try:
+    with fresh_cluster(workdir, f"operator-{n}") as (dev, kube):
         port = free_port()
         first: dict[str, float] = {"metricsPort": port}
         if converge_resync is not None:
@@ -169,13 +182,10 @@ def operator_run(
         result["rss"] = max(rss, rss_mb(operator.pid))
         stop(operator)
         return result
-    finally:
-        dev.stop()
 
 
 def floor_run(n: int, workdir: Path) -> dict[str, Any]:
-    dev, kube = fresh_cluster(workdir, f"floor-{n}")
-    try:
+    with fresh_cluster(workdir, f"floor-{n}") as (dev, kube):
         config = write_config(workdir / f"config-{n}-floor.yaml", metricsPort=0)
         children = Children(kube, load_config(config))
         argv = ["--kubeconfig", str(dev.kubeconfig), "--config", str(config), "--count", str(n)]
@@ -187,6 +197,7 @@ def floor_run(n: int, workdir: Path) -> dict[str, Any]:
             stderr=(dev.state / "floor.log").open("ab"),
             text=True,
         )
+        _started.append(floor)
         assert floor.stdin is not None and floor.stdout is not None
         json.loads(floor.stdout.readline())  # ready: imported and connected
 
@@ -204,8 +215,6 @@ def floor_run(n: int, workdir: Path) -> dict[str, Any]:
         result["created"] = done["created"] - result["start"]
         keep = ("workers", "per_object", "variants", "reconciles", "reconcile_seconds")
         return {**result, **{k: done[k] for k in keep}}
-    finally:
-        dev.stop()
 
 
 def start_operator(dev: DevCluster, config: Path, port: int) -> subprocess.Popen[bytes]:
@@ -220,6 +229,7 @@ def start_operator(dev: DevCluster, config: Path, port: int) -> subprocess.Popen
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    _started.append(operator)
     # Its metrics server starts in kopf's startup handler; the watches start right after.
     wait_for(lambda: serving(port), timeout=60, interval=0.2)
     time.sleep(1)
