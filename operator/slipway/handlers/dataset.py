@@ -32,7 +32,7 @@ def nudge(ctx: Context, bodies: list[dict[str, Any]]) -> None:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    requeue.of(ctx).on(KIND, lambda ref: nudge(ctx, [ref]))
+    requeue.of(ctx).on(KIND, runs.requeued(ctx, KIND, reconciler.reconcile, reconciler.finalize))
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)

@@ -24,7 +24,7 @@ import kopf
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.reconcilers.base import Context
 
-from . import modeldeployment, tuningsweep
+from . import dataset, modeldeployment, trainingjob, tuningsweep
 
 log = logging.getLogger("slipway.resync")
 PEERING_API = "kopf.dev/v1"
@@ -33,6 +33,8 @@ Nudge = Callable[[Context, list[dict[str, Any]]], None]
 # Every kind the operator reconciles, with the function that reconciles a list of its objects.
 TARGETS: dict[str, Nudge] = {
     modeldeployment.KIND: modeldeployment.nudge,
+    dataset.KIND: dataset.nudge,
+    trainingjob.KIND: trainingjob.nudge,
     tuningsweep.KIND: tuningsweep.nudge,
 }
 

@@ -87,3 +87,18 @@ def nudge(
                 if not exc.retriable or attempt == common.EVENT_RETRIES:
                     raise
                 time.sleep(attempt)
+
+
+def requeued(
+    ctx: Context, kind: str, fn: common.Reconcile, finalize: Finalize
+) -> Callable[[dict[str, Any]], None]:
+    """The requeue loop's action for ``kind``: reconcile (or finalize) the object, if this replica
+    leads its namespace (a standby replica's loop may still hold entries from before)."""
+
+    def action(ref: dict[str, Any]) -> None:
+        from .resync import leading  # resync imports the kinds' modules: import it when used
+
+        if leading(ctx, ref["metadata"]["namespace"]):
+            nudge(ctx, kind, [ref], fn, finalize)
+
+    return action

@@ -60,7 +60,7 @@ def waiting_for(ctx: Context, dataset: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    requeue.of(ctx).on(KIND, lambda ref: nudge(ctx, [ref]))
+    requeue.of(ctx).on(KIND, runs.requeued(ctx, KIND, reconciler.reconcile, reconciler.finalize))
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
