@@ -339,35 +339,3 @@ def test_a_new_problem_gets_its_event_while_the_phase_stays(kube: Cluster, names
     assert md(kube, ns, "m")["status"]["phase"] == "Degraded"
     assert any("'elsewhere'" in m for m in found) and any("'nowhere'" in m for m in found)
     assert condition(md(kube, ns, "m"), "Degraded")["reason"] == "UnknownNodePool"
-
-
-def test_a_lost_first_status_still_makes_the_next_model_a_candidate(
-    kube: Cluster, namespace: str, status_blocked: tuple[str, Any]
-) -> None:
-    """No status was ever written when the model changes: the deployment that exists says which
-    version was live, so the new model is a candidate and the serving one is not replaced."""
-    ns = namespace
-    _, (arm, lift) = status_blocked
-    arm()
-    kube.apply(model_deployment("probe", ns, V1))
-    eventually(lambda: _status_refused(kube, ns, "probe"), what="status writes refused")
-    kube.delete(API, "ModelDeployment", ns, "probe")
-    kube.apply(model_deployment("m", ns, V1))
-    eventually(lambda: sdeps(kube, ns) == {f"m-{vid(V1)}"}, what="first deployment")
-    assert not md(kube, ns, "m").get("status")
-    kube.apply(model_deployment("m", ns, V2))
-    eventually(lambda: f"m-{vid(V2)}" in sdeps(kube, ns), what="candidate deployment")
-    assert f"m-{vid(V1)}" in sdeps(kube, ns)
-
-    def weights() -> list[tuple[str, int]]:
-        vs = kube.get(ISTIO, "VirtualService", ns, "m") or {"spec": {"http": [{"route": []}]}}
-        return [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][-1]["route"]]
-
-    assert eventually(lambda: dict(weights()).get(vid(V1)) == 100, what="stable keeps traffic")
-    lift()
-    status = eventually(
-        lambda: (s := md(kube, ns, "m").get("status") or {}).get("candidate") and s,
-        what="status once writes are allowed",
-    )
-    assert status["stable"]["version"] == vid(V1)
-    assert status["candidate"]["version"] == vid(V2)
