@@ -37,7 +37,7 @@ Algorithm = Literal[
     "random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization"
 ]
 MAX_BEST_TRIALS = 5
-_NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+_NUMBER = "^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"  # no escapes: CEL text
 MetricName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z][\w.-]*$")]
 
 
