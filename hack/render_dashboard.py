@@ -78,7 +78,7 @@ def draw(dump: dict[str, Any], out: Path) -> None:
         ax.set_xlabel("seconds into the run", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", ncol=2)
+        ax.legend(fontsize=7, loc="best", ncol=2, framealpha=0.6)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(

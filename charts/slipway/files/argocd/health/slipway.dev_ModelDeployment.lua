@@ -8,12 +8,10 @@ local function failed_metrics(rollout)
   local parts = {}
   for _, metric in ipairs(rollout.metrics or {}) do
     if metric.verdict == "Failed" then
-      local text = metric.name or "metric"
-      if metric.value ~= nil then
-        text = text .. " = " .. tostring(metric.value)
-      end
-      if metric.message ~= nil and metric.message ~= "" then
-        text = text .. " (" .. metric.message .. ")"
+      -- the operator's message names the metric, its value and the threshold it broke
+      local text = metric.message or ""
+      if text == "" then
+        text = (metric.name or "metric") .. " = " .. tostring(metric.value)
       end
       table.insert(parts, text)
     end
