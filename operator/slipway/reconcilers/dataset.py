@@ -101,9 +101,10 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
                 backend.cancel(str(record["id"]))  # the spec moved on: stop the superseded run
             run, uri = ingestion_run(owner, generation, spec)
             found = backend.find(run)
-            if found is None:
-                if ctx.config.pipelines != "none":
-                    body = hold(ctx, body)
+            if found is None and ctx.config.pipelines == "none":
+                found = backend.start(run)  # SKIPPED, with the reason: reported, never held
+            elif found is None:
+                body = hold(ctx, body)
                 found = backend.start(run)
                 ctx.cluster.event(body, "IngestionStarted", f"run {run.name} -> {uri}")
             record = _record(run, uri, generation, inputs, found, ctx.config.pipelines)

@@ -70,9 +70,10 @@ def _pipeline(
             f"the pipelines system no longer knows run {attempt.name}; change the spec to retrain"
         )
         return body, _record(attempt, f"pipelines/{provider}", state=FAILED, message=lost)
-    if found is None:
-        if provider != "none":
-            body = hold(ctx, body)
+    if found is None and provider == "none":
+        found = backend.start(run)  # SKIPPED, with the reason: reported, never held
+    elif found is None:
+        body = hold(ctx, body)
         found = backend.start(run)
         ctx.cluster.event(body, "RunStarted", f"pipeline run {run.name} ({provider})")
     record = _record(
