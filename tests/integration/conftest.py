@@ -7,6 +7,7 @@ outside the clone, or from $KUBEBUILDER_ASSETS), exactly as ``slipway dev up`` g
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,3 +96,27 @@ def eventually(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}: {last!r}")
+
+
+@contextlib.contextmanager
+def writes_in(cluster: Cluster, namespace: str) -> Iterator[list[str]]:
+    """The writes ``cluster`` makes in ``namespace`` while the block runs ('METHOD path' each).
+
+    The session's operator serves every test's namespace with one client, so its plain write
+    counter also counts reconciles of other tests' objects (a namespace being deleted); this
+    counts only the calls that concern one namespace.
+    """
+    seen: list[str] = []
+    original = cluster._call
+    marker = f"/namespaces/{namespace}/"
+
+    def spy(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if method != "GET" and marker in path:
+            seen.append(f"{method} {path}")
+        return original(method, path, *args, **kwargs)
+
+    cluster._call = spy  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        del cluster._call

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def test_up_status_down_leaves_no_process_or_port(tmp_path: Path) -> None:
     state = tmp_path / "dev"
     up = slipway("dev", "up", "--state", str(state))
     assert up.returncode == 0, up.stderr
-    assert "installed 16 CRDs" in up.stdout
+    assert re.search(r"^installed \d+ CRDs$", up.stdout, re.M), up.stdout
     pids = json.loads((state / "pids.json").read_text())
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
     server = yaml.safe_load((state / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]

@@ -19,7 +19,7 @@ from slipway.k8s import ApiError, Cluster, connect
 from slipway.reconcilers.base import write_status
 from slipway.runner import RunningOperator
 
-from .conftest import eventually
+from .conftest import eventually, writes_in
 from .test_modeldeployment import (
     API,
     ISTIO,
@@ -158,9 +158,9 @@ def test_a_field_the_operator_stopped_setting_is_removed_and_a_no_op_writes_noth
     ctx = operator.ctx
 
     # A no-op reconcile: every child read, none written, status unchanged.
-    before = ctx.cluster.writes
-    nudge(ctx, [md(kube, ns, "m")])
-    assert ctx.cluster.writes == before
+    with writes_in(ctx.cluster, ns) as writes:
+        nudge(ctx, [md(kube, ns, "m")])
+    assert writes == []
 
     # What an older operator version applied under the same field manager: a label and a
     # toleration the current one no longer renders.
@@ -185,9 +185,9 @@ def test_a_field_the_operator_stopped_setting_is_removed_and_a_no_op_writes_noth
     assert live is not None
     assert "slipway.dev/old" not in live["metadata"]["labels"]
     assert "tolerations" not in live["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
-    before = ctx.cluster.writes
-    nudge(ctx, [md(kube, ns, "m")])
-    assert ctx.cluster.writes == before
+    with writes_in(ctx.cluster, ns) as writes:
+        nudge(ctx, [md(kube, ns, "m")])
+    assert writes == []
 
 
 def test_a_foreign_object_with_a_child_name_is_never_adopted(kube: Cluster, namespace: str) -> None:
@@ -339,3 +339,35 @@ def test_a_new_problem_gets_its_event_while_the_phase_stays(kube: Cluster, names
     assert md(kube, ns, "m")["status"]["phase"] == "Degraded"
     assert any("'elsewhere'" in m for m in found) and any("'nowhere'" in m for m in found)
     assert condition(md(kube, ns, "m"), "Degraded")["reason"] == "UnknownNodePool"
+
+
+def test_a_lost_first_status_still_makes_the_next_model_a_candidate(
+    kube: Cluster, namespace: str, status_blocked: tuple[str, Any]
+) -> None:
+    """No status was ever written when the model changes: the deployment that exists says which
+    version was live, so the new model is a candidate and the serving one is not replaced."""
+    ns = namespace
+    _, (arm, lift) = status_blocked
+    arm()
+    kube.apply(model_deployment("probe", ns, V1))
+    eventually(lambda: _status_refused(kube, ns, "probe"), what="status writes refused")
+    kube.delete(API, "ModelDeployment", ns, "probe")
+    kube.apply(model_deployment("m", ns, V1))
+    eventually(lambda: sdeps(kube, ns) == {f"m-{vid(V1)}"}, what="first deployment")
+    assert not md(kube, ns, "m").get("status")
+    kube.apply(model_deployment("m", ns, V2))
+    eventually(lambda: f"m-{vid(V2)}" in sdeps(kube, ns), what="candidate deployment")
+    assert f"m-{vid(V1)}" in sdeps(kube, ns)
+
+    def weights() -> list[tuple[str, int]]:
+        vs = kube.get(ISTIO, "VirtualService", ns, "m") or {"spec": {"http": [{"route": []}]}}
+        return [(r["destination"]["subset"], r["weight"]) for r in vs["spec"]["http"][-1]["route"]]
+
+    assert eventually(lambda: dict(weights()).get(vid(V1)) == 100, what="stable keeps traffic")
+    lift()
+    status = eventually(
+        lambda: (s := md(kube, ns, "m").get("status") or {}).get("candidate") and s,
+        what="status once writes are allowed",
+    )
+    assert status["stable"]["version"] == vid(V1)
+    assert status["candidate"]["version"] == vid(V2)

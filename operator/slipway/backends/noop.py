@@ -35,6 +35,9 @@ class NoServing:
     def observe(self, live: dict[str, Any] | None) -> VersionState:
         return VersionState(ready=True, detail="no serving backend")
 
+    def served(self, live: dict[str, Any]) -> ModelVersion | None:
+        return None
+
 
 class NoTraffic:
     """Traffic provider ``none``: no routing objects."""

@@ -179,6 +179,17 @@ class SeldonServing:
     ) -> dict[str, Any] | None:
         return build_seldon_deployment(owner, spec, version, pool, config)
 
+    def served(self, live: dict[str, Any]) -> ModelVersion | None:
+        """The version a SeldonDeployment serves, from its pod template's annotations."""
+        predictors = (live.get("spec") or {}).get("predictors") or [{}]
+        component = (predictors[0].get("componentSpecs") or [{}])[0]
+        meta = component.get("metadata") or {}
+        notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        uri, digest = notes.get("slipway.dev/model-uri"), notes.get("slipway.dev/model-digest")
+        if not uri or not digest:
+            return None
+        return ModelVersion(uri, digest, id=labels.get("version", ""))
+
     def observe(self, live: dict[str, Any] | None) -> VersionState:
         status = (live or {}).get("status") or {}
         state = str(status.get("state") or "Creating")

@@ -44,3 +44,8 @@ class ServingBackend(Protocol):
     def observe(self, live: dict[str, Any] | None) -> VersionState:
         """The state of a version from its live deployment object."""
         ...
+
+    def served(self, live: dict[str, Any]) -> ModelVersion | None:
+        """The model version a live deployment object serves (None if it does not say), so a
+        reconcile whose status lost its record can still tell which version was live."""
+        ...

@@ -62,6 +62,7 @@ from .base import (
 )
 from .conditions import Verdict, merge_conditions, utc_now
 from .modelsource import Resolved, resolve, source_field
+from .recovery import live_before
 
 KIND = "ModelDeployment"
 
@@ -185,6 +186,8 @@ def _converge(
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
     stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
+    if stable is None:  # never recorded, or the record was lost: ask the deployments
+        stable = live_before(ctx, owner, serving)
     previous, keep_until = _previous(old, now)
     record = _rollout_record(old)
     desired = resolved.model
