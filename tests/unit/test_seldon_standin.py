@@ -29,7 +29,7 @@ def test_plan_reads_the_operator_rendering_as_seldon_does() -> None:
     # the SeldonDeployment's own metadata labels never reach the pods.
     assert spec.labels["app"] == "digits" and spec.labels["version"] == "vabababab"
     assert spec.labels["seldon-deployment-id"] == "digits-vabababab"
-    assert "app.kubernetes.io/part-of" not in spec.labels
+    assert "app.kubernetes.io/managed-by" not in spec.labels
     assert spec.grace_s == 45 and spec.probe_period_s == 5 and spec.probe_failures == 3
     # replicas do not restart anything; the environment does
     scaled = yaml.safe_load(GOLDEN.read_text())
