@@ -106,8 +106,11 @@ def test_one_namespace_grants_exactly_the_table_in_a_role(helm: Path) -> None:
     role = one(docs, "Role")
     assert role["metadata"]["namespace"] == "team-a"
     assert_same(granted(role), expected["Role"])
-    # Nothing namespaced is granted cluster-wide in this mode.
-    assert {group for group, _, _ in expected["ClusterRole"]} == {"apiextensions.k8s.io"}
+    # Only cluster-scoped kinds are granted cluster-wide in this mode.
+    assert {name for _, name, _ in expected["ClusterRole"]} == {
+        "customresourcedefinitions",
+        "namespaces",
+    }
     binding = one(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == "team-a"
     assert binding["roleRef"] == {
@@ -177,7 +180,12 @@ def test_declared_calls_pass(method: str, path: str, content_type: str | None) -
         ("GET", f"{MD}/digits/status", None, "get on modeldeployments/status"),
         ("DELETE", f"{DS}/d", None, "delete on datasets"),
         ("GET", "/api/v1/namespaces/ml", None, "get on namespaces"),
-        ("GET", "/apis/kubeflow.org/v1beta1/namespaces/x/experiments", None, "list on experiments"),
+        (
+            "GET",
+            "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes",
+            None,
+            "list on clustertrainingruntimes",
+        ),
         ("DELETE", SDEP, None, "deletecollection on seldondeployments"),
     ],
 )

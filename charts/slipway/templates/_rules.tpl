@@ -43,12 +43,18 @@ mode. One line per kind and subresource: adding a kind to the table adds one lin
 - {apiGroups: [apiextensions.k8s.io], resources: [customresourcedefinitions], verbs: [list, watch]}
 {{- end -}}
 
-{{/* Peering (kopf's keep-alives, read by the resync loop): cluster-wide... */}}
+{{/* Cluster-wide operators only. Peering: kopf's keep-alives, read by the resync loop. */}}
 {{- define "slipway.rules.clusterWide" -}}
 - {apiGroups: [kopf.dev], resources: [clusterkopfpeerings], verbs: [get, list, watch, patch]}
 {{- end -}}
 
-{{/* ...or in the watched namespace. */}}
+{{/* Namespaced operators only: peering in the watched namespace (in its Role). */}}
 {{- define "slipway.rules.oneNamespace" -}}
 - {apiGroups: [kopf.dev], resources: [kopfpeerings], verbs: [get, list, watch, patch]}
+{{- end -}}
+
+{{/* Namespaced operators only, cluster-scoped: kopf lists and watches namespaces to find the one
+it serves (denied, it retries with errors for a minute, then assumes it exists). */}}
+{{- define "slipway.rules.oneNamespaceClusterScoped" -}}
+- {apiGroups: [""], resources: [namespaces], verbs: [list, watch]}
 {{- end -}}

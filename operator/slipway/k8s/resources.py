@@ -107,7 +107,9 @@ SELDON = "machinelearning.seldon.io/v1"
 _TABLE = [
     Resource("v1", "Service", "services", verbs=CHILD),
     Resource("v1", "Event", "events", verbs=("create",)),  # ours; kopf posts none (level 100)
-    Resource("v1", "Namespace", "namespaces", namespaced=False),
+    # A namespaced kopf lists and watches namespaces to find the ones it serves; denied, it retries
+    # with errors for a minute before it assumes the configured one exists. Cluster-wide: unused.
+    Resource("v1", "Namespace", "namespaces", False, WATCHED, modes=(NAMESPACED,)),
     Resource(
         "apiextensions.k8s.io/v1",
         "CustomResourceDefinition",
