@@ -153,9 +153,17 @@ class DevCluster:
                 "--v=1",
             ],
         )
-        self._write_kubeconfig(api_port, token)
-        self._wait_ready(api_port, token, timeout)
-        installed = install_crds(connect(str(self.kubeconfig), field_manager="slipway-dev"), crds)
+        try:
+            self._write_kubeconfig(api_port, token)
+            self._wait_ready(api_port, token, timeout)
+            installed = install_crds(
+                connect(str(self.kubeconfig), field_manager="slipway-dev"), crds
+            )
+        except BaseException:
+            # A half-started cluster (a CRD the API server refuses, a timeout) is stopped, not
+            # left running without anyone holding its pids.
+            self.stop()
+            raise
         if bins.kube_controller_manager is not None:
             self._spawn(
                 "kube-controller-manager",
