@@ -13,7 +13,9 @@ import pytest
 from slipway.api.v1alpha1.dataset import DatasetSpec, Validation
 from slipway.backends.storage import LocalStore
 from slipway.builders.meta import Owner
+from slipway.config import OperatorConfig
 from slipway.reconcilers import dataset
+from slipway.reconcilers.base import Context
 from slipway.reconcilers.datasetrules import rules, summary
 from slipway.reconcilers.runs import Store
 
@@ -183,3 +185,53 @@ def test_retention_keeps_the_latest_and_referenced_versions() -> None:
     kept, dropped = dataset._retain(ctx, body, spec(retention={"keepVersions": 2}), versions, "v4")
     assert [v["version"] for v in dropped] == ["v2", "v5"]
     assert [v["version"] for v in kept] == ["v1", "v3", "v4"]  # more than 2: all are in use
+
+
+class Recorder:
+    """An API server stand-in for one reconcile: serves objects, records status patches."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+        self.events: list[str] = []
+        self.finalizer_patches = 0
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        return self.objects.get((kind, name))
+
+    def list(self, api_version: str, kind: str, namespace: str, *_: Any) -> list[Any]:
+        return [o for (k, _n), o in self.objects.items() if k == kind]
+
+    def patch_status(self, api_version: str, kind: str, ns: str, name: str, status: Any, **_: Any):
+        obj = self.objects[(kind, name)]
+        merged = {**(obj.get("status") or {}), **status}
+        obj["status"] = {k: v for k, v in merged.items() if v is not None}
+        return obj
+
+    def patch_metadata(self, *_: Any, **__: Any) -> Any:
+        self.finalizer_patches += 1
+        raise AssertionError("no finalizer without a run in flight")
+
+    def event(self, body: Any, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(reason)
+
+
+def test_without_a_pipelines_backend_a_dataset_says_so_and_holds_nothing() -> None:
+    body = {
+        "apiVersion": "slipway.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "digits", "namespace": "ml", "uid": OWNER.uid, "generation": 1},
+        "spec": {"source": "builtin://digits"},
+    }
+    cluster = Recorder(body)
+    ctx = Context(cluster, OperatorConfig(pipelines="none"))  # type: ignore[arg-type]
+    result = dataset.reconcile(ctx, body)
+    assert result.permanent is None and type(result).__name__ == "Result"
+    status = body["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "NoPipelinesBackend" and "pipelines: none" in degraded["message"]
+    assert status["phase"] == "Failed" and status["ingestion"]["state"] == "SKIPPED"
+    assert cluster.finalizer_patches == 0 and cluster.events == ["NoPipelinesBackend"]
+    # Nothing changes on the next pass: no run, no write, no event.
+    before = dict(status)
+    dataset.reconcile(ctx, body)
+    assert body["status"] == before and cluster.events == ["NoPipelinesBackend"]

@@ -19,8 +19,11 @@ from slipway.backends.storage import LocalStore
 from slipway.builders.meta import Owner
 from slipway.config import OperatorConfig
 from slipway.handlers.requeue import Requeue
-from slipway.reconcilers import runs, trainingplan
+from slipway.reconcilers import runs, trainingjob, trainingplan
+from slipway.reconcilers.base import Context
 from slipway.reconcilers.trainingplan import DatasetVersion
+
+from .test_dataset import Recorder
 
 OWNER = Owner("slipway.dev/v1alpha1", "TrainingJob", "mlp", "ml", "7d2e4f1a-0000-4b1c-9d3e-1b2c")
 DATA = DatasetVersion("digits", "v1", "sha256:" + "d" * 64, "pvc://slipway-datasets/ml/digits/g1")
@@ -236,3 +239,34 @@ def test_requeue_retries_a_failed_reconcile(monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         queue.stop()
         thread.join(2)
+
+
+@pytest.mark.parametrize(
+    ("workers", "reason"), [(1, "NoPipelinesBackend"), (2, "NoTrainingBackend")]
+)
+def test_without_a_backend_a_training_job_fails_saying_so(workers: int, reason: str) -> None:
+    digits = {
+        "apiVersion": "slipway.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "digits", "namespace": "ml", "uid": "d", "generation": 1},
+        "status": {"versions": [{"version": "v1", "digest": DATA.digest, "uri": DATA.uri}]},
+    }
+    body = {
+        "apiVersion": "slipway.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "mlp", "namespace": "ml", "uid": OWNER.uid, "generation": 1},
+        "spec": {"dataset": {"name": "digits", "version": "v1"}, "workers": workers},
+    }
+    cluster = Recorder(digits, body)
+    config = OperatorConfig(pipelines="none", training="none")
+    ctx = Context(cluster, config)  # type: ignore[arg-type]
+    assert trainingjob.reconcile(ctx, body).permanent is None
+    status = body["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert status["phase"] == "Failed" and degraded["reason"] == reason
+    assert "none" in degraded["message"] and "model" not in status
+    assert status["lineage"]["datasetDigest"] == DATA.digest
+    assert cluster.finalizer_patches == 0
+    before = dict(status)
+    trainingjob.reconcile(ctx, body)  # settled: nothing read again, nothing written
+    assert body["status"] == before

@@ -190,8 +190,10 @@ def _ended(
             message += " (spec.qualityGate); no model is published"
         elif state["state"] == "CANCELED":
             reason = "RunCanceled"
-        elif state["state"] == "SKIPPED":
+        elif state.get("provider") == "pipelines/none":
             reason = "NoPipelinesBackend"
+        elif state.get("provider") == "training/none":
+            reason = "NoTrainingBackend"
         else:
             reason = "TrainingFailed"
         verdict = Verdict("Failed", False, reason, f"run {state['name']}: {message}", degraded=True)
