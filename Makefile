@@ -44,8 +44,9 @@ test: test-operator test-model-server test-trainer test-pipelines ## Run every t
 .PHONY: test-operator
 test-operator: venv ## Operator: lint, unit tests, integration tests on a real API server
 	$(MAKE) --no-print-directory lint verify-generated
-	@# build (first run) or find the control plane here, where its progress is visible
+	@# build (first run) or find the control plane and Prometheus here, where progress is visible
 	@$(BIN)/slipway tool kubectl >/dev/null
+	@$(BIN)/python -m slipway.devcluster.prometheus >/dev/null
 	$(BIN)/pytest tests
 
 .PHONY: test-model-server
