@@ -32,8 +32,8 @@ verify-generated: venv ## Fail if crds/ or the chart's CRDs are out of date
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, import layers, helm lint
-	$(BIN)/ruff check operator tests benchmarks/operator
-	$(BIN)/ruff format --check operator tests benchmarks/operator
+	$(BIN)/ruff check operator tests benchmarks/operator benchmarks/rollout
+	$(BIN)/ruff format --check operator tests benchmarks/operator benchmarks/rollout
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	"$$($(BIN)/slipway tool helm)" lint charts/slipway
@@ -72,3 +72,7 @@ dev-down: venv ## Stop the local control plane and the operator
 .PHONY: bench
 bench: venv ## Operator benchmark: convergence time, steady-state writes, memory
 	$(BIN)/python -m benchmarks.operator.run
+
+.PHONY: bench-rollout
+bench-rollout: venv ## Rollout benchmark: 100 canaries in analysis on a real Prometheus
+	$(BIN)/python -m benchmarks.rollout.run

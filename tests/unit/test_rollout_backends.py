@@ -169,5 +169,5 @@ def test_an_unreachable_provider_holds_the_rollout_without_counting_a_failure() 
     )
     assert step.state.reason == "AnalysisUnavailable"
     assert (step.split.stable_weight, step.split.candidate_weight) == (80, 20)
-    assert step.requeue_after == pytest.approx(10.0)
+    assert step.due == later + dt.timedelta(seconds=10)
     assert [n.reason for n in step.notes] == ["AnalysisUnavailable"]

@@ -43,7 +43,7 @@ from . import common, requeue
 
 PLURAL = MODEL_DEPLOYMENT.info.plural
 KIND = MODEL_DEPLOYMENT.info.kind
-CHECK_WORKERS = 8  # concurrent time-driven reconciles (rollout checks wait on Prometheus, hooks)
+CHECK_WORKERS = 16  # concurrent time-driven reconciles (rollout checks wait on Prometheus, hooks)
 RETRY_S = 5.0  # a time-driven reconcile that failed (API error) is tried again after this
 log = logging.getLogger("slipway.handlers")
 

@@ -224,7 +224,7 @@ def _converge(
         for version, manifest in deployments.items()
     }
     keep = seconds(spec.rollout.analysis.keep_previous) if spec.rollout.analysis else 0.0
-    requeue: list[float] = []
+    requeue: list[dt.datetime] = []  # when to reconcile again, though nothing changes
     notes: list[progressive.Note] = []
     step: progressive.Progress | None = None
     if revert_to is not None and states[revert_to.version].ready:
@@ -257,8 +257,8 @@ def _converge(
         )
         step = progressive.progress(run, record)
         split, record, notes = step.split, step.state, step.notes
-        if step.requeue_after is not None:
-            requeue.append(step.requeue_after)
+        if step.due is not None:
+            requeue.append(step.due)
     else:
         if record is not None and record.phase in (*plan.ACTIVE, "Waiting"):
             record = None  # the strategy changed to Static mid-rollout
@@ -272,7 +272,7 @@ def _converge(
         previous, keep_until = None, None
     until = plan.parse_time(keep_until)
     if until is not None:
-        requeue.append(max(0.0, (until - now).total_seconds()))
+        requeue.append(until)
     split = replace(split, previous=previous)
     for manifest in traffic.render(owner, split, ctx.config):
         children.apply(manifest)
@@ -314,7 +314,11 @@ def _converge(
     ):
         verdict = progressive.verdict(record, split.stable)
     _finish(ctx, body, verdict, extra, notes, step)
-    return Result(requeue_after=min(requeue) if requeue else None)
+    if not requeue:
+        return Result()
+    # From the time of this return, not of the reconcile's start: a check that took a while
+    # must not push the next one back by as much.
+    return Result(requeue_after=max(0.0, (min(requeue) - dt.datetime.now(dt.UTC)).total_seconds()))
 
 
 def _prune(children: Children, serving: ServingBackend, owner: Owner, split: Split) -> None:

@@ -8,7 +8,7 @@ where the last status write left it; a gate recorded as passed is never asked ag
 One reconcile does at most one thing: wait (candidate not ready, a gate closed, the next check not
 due), start (every gate before the first step passed), or run one check (rollback webhooks,
 metrics, rollout webhooks) and act on it: stay, step, hold, promote (once confirm-promotion agrees)
-or roll back. When the next check is due is returned as ``requeue_after``: the operator's one
+or roll back. When the next check is due is returned (``due``, a time): the operator's one
 scheduling loop reconciles the object then (no per-object timer, hence no finalizer).
 
 An unreachable analysis provider holds the rollout and retries at the next interval; it is never a
@@ -60,7 +60,7 @@ class Progress:
     check: str | None = None  # Passed, Failed, Inconclusive, Unavailable: a check ran
     lateness: float | None = None  # seconds between a check's due time and its run
     stepped: bool = False
-    requeue_after: float | None = None
+    due: dt.datetime | None = None  # when to reconcile again (the next check, a deadline)
     notes: list[Note] = field(default_factory=list)
 
 
@@ -134,11 +134,15 @@ class RolloutRun:
     def measure(self) -> list[MetricResult]:
         """Every metric's result; raises AnalysisUnavailable or QueryRejected."""
         results = []
+        samples: dict[str, float] = {}  # one sample-size query per window
         for metric in self.analysis.metrics or []:
             if not self.backend.measures:
                 results.append(judge.skipped_metric(metric, self.now))
                 continue
-            sample = self.backend.sample_size(self.target, metric.interval) or 0.0
+            if metric.interval not in samples:
+                found = self.backend.sample_size(self.target, metric.interval)
+                samples[metric.interval] = found or 0.0  # no series at all: no requests
+            sample = samples[metric.interval]
             value = self.backend.measure(metric, self.target)
             results.append(
                 judge.judge_metric(metric, value, sample, self.analysis.min_sample_size, self.now)
@@ -147,16 +151,15 @@ class RolloutRun:
 
     # ---- outcomes ----------------------------------------------------------------------------
 
-    def _until(self, when: str | None) -> float:
-        due = judge.parse_time(when)
-        return (
-            max(0.0, (due - self.now).total_seconds()) if due else seconds(self.analysis.interval)
-        )
-
-    def waiting(self, state: RolloutStatus, requeue: float | None = None) -> Progress:
+    def waiting(self, state: RolloutStatus, after: float | None = None) -> Progress:
+        """Stay as ``state`` says; reconcile again in ``after`` seconds, else at its next check."""
         split = judge.progressive_split(self.live, state, self.spec.rollout)
-        after = requeue if requeue is not None else self._until(state.next_check_time)
-        return Progress(state, split, requeue_after=after)
+        if after is not None:
+            due = self.now + dt.timedelta(seconds=after)
+        else:
+            interval = dt.timedelta(seconds=seconds(self.analysis.interval))
+            due = judge.parse_time(state.next_check_time) or self.now + interval
+        return Progress(state, split, due=due)
 
     def end(self, state: RolloutStatus, promoted: bool, reason: str, message: str) -> Progress:
         """Promote or roll back now, then tell the post-rollout hooks (once)."""

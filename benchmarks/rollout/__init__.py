@@ -1,0 +1,1 @@
+"""Rollout benchmark: check lateness and CPU with many rollouts in analysis at once."""
