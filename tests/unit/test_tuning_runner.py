@@ -121,11 +121,21 @@ def run_to_end(tuning: LocalTuning, req: Any, timeout: float = 90.0) -> SweepSta
     raise AssertionError(f"the sweep did not end: {state}\n{log[-3000:]}")
 
 
-def concurrency(ledger: Path) -> int:
+def concurrency(ledger: Path, runs: Path) -> int:
+    """The most trials that ran at once, by the stand-in's record; a trial killed before it could
+    record its end ended when its run recorded its final state."""
     events = []
+    ended = set()
     for line in ledger.read_text().splitlines():
         entry = json.loads(line)
         events.append((entry.get("start") or entry.get("end"), 1 if "start" in entry else -1))
+        if "end" in entry:
+            ended.add(entry["out"])
+    for line in ledger.read_text().splitlines():
+        out = json.loads(line)["out"]
+        if out not in ended:
+            ended.add(out)
+            events.append(((runs / Path(out).name / "state.json").stat().st_mtime, -1))
     running = peak = 0
     for _, delta in sorted(events):
         running += delta
@@ -151,7 +161,7 @@ def test_budget_parallelism_and_early_stopping(env: tuple[LocalTuning, Path]) ->
     assert state.counts.total == 8
     assert state.counts.succeeded + state.counts.early_stopped == 8
     assert state.counts.early_stopped >= 1
-    assert 1 <= concurrency(ledger) <= 2
+    assert 1 <= concurrency(ledger, tuning.store.runs) <= 2
     best = max((t for t in state.trials if t.state == SUCCEEDED), key=lambda t: t.objective or 0)
     assert best.metrics["val_accuracy"] == best.objective
     assert set(best.parameters) == {"learningRate"}
@@ -206,6 +216,11 @@ def test_a_killed_runner_is_resumed_without_running_a_trial_twice(
     starts = [json.loads(line)["out"] for line in ledger.read_text().splitlines()]
     started = [s for s in starts if starts.count(s) == 2]  # a start and an end line each
     assert len(set(started)) == 5 and len(starts) == 10
+    drawn = [
+        json.loads(p.read_text())["info"]["values"]["learningRate"]
+        for p in tuning.store.runs.glob(f"{req.name}-[0-9][0-9][0-9]/spec.json")
+    ]
+    assert len(set(drawn)) == 5  # the resumed study draws new values, not its first ones again
 
 
 def test_spec_args_reach_the_trainer(env: tuple[LocalTuning, Path]) -> None:

@@ -69,11 +69,16 @@ def _settings(settings: list[Setting] | None) -> dict[str, str]:
     return {s.name: s.value for s in settings or []}
 
 
-def seed_of(algorithm: SearchAlgorithm, experiment: str) -> int:
+def seed_of(algorithm: SearchAlgorithm, experiment: str, resumed_at: int = 0) -> int:
+    """The sampler's seed. A study resumed with ``resumed_at`` trials takes another seed, else a
+    seeded sampler would draw the values of its first trials again."""
     given = _settings(algorithm.algorithm_settings).get("random_state")
-    if given is not None:
-        return int(given)
-    return int(hashlib.sha256(experiment.encode()).hexdigest()[:8], 16)
+    base = (
+        int(given)
+        if given is not None
+        else int(hashlib.sha256(experiment.encode()).hexdigest()[:8], 16)
+    )
+    return (base + 7919 * resumed_at) % 2**32
 
 
 def grid_values(p: Parameter) -> list[Any]:
@@ -97,12 +102,12 @@ def grid_size(parameters: list[Parameter]) -> int:
 
 
 def sampler(
-    algorithm: SearchAlgorithm, parameters: list[Parameter], experiment: str
+    algorithm: SearchAlgorithm, parameters: list[Parameter], experiment: str, resumed_at: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler serving ``algorithm``."""
+    """The Optuna sampler serving ``algorithm`` (``resumed_at``: trials the study already has)."""
     name = algorithm.algorithm_name
     settings = _settings(algorithm.algorithm_settings)
-    seed = seed_of(algorithm, experiment)
+    seed = seed_of(algorithm, experiment, resumed_at)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":

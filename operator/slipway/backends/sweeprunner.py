@@ -144,6 +144,10 @@ class Runner:
             pruner=optunamap.pruner(self.early),
             load_if_exists=True,
         )
+        resumed_at = len(self.study.get_trials(deepcopy=False))
+        if resumed_at:
+            self.sampler = optunamap.sampler(self.algorithm, self.parameters, self.name, resumed_at)
+            self.study.sampler = self.sampler
         self.active: dict[int, Active] = {}
         old = read_json(folder / "progress.json") or {}
         self.started = str(old.get("started") or now())
