@@ -31,7 +31,6 @@ run still exists is followed again rather than started twice, and the search goe
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -40,7 +39,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ from .localruns import CANCELED as RUN_CANCELED
 from .localruns import FAILED as RUN_FAILED
 from .localruns import SUCCEEDED as RUN_SUCCEEDED
 from .localruns import LocalRuns, Venv, checkout
+from .sweeptrial import Active
 from .tuning import (
     EARLY_STOPPED,
     EXPERIMENT_FAILED,
@@ -95,16 +94,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def trial_name(experiment: str, number: int) -> str:
     return f"{experiment}-{number:03d}"
-
-
-@dataclass
-class Active:
-    """A trial whose run is in flight."""
-
-    trial: optuna.trial.Trial
-    name: str
-    offset: int = 0
-    records: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Runner:
@@ -201,7 +190,7 @@ class Runner:
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
             name = trial_name(self.name, frozen.number)
-            active = Active(trial, name)
+            active = Active(trial, name, self.runs.folder(name) / "metrics.jsonl")
             active.records = {step: {} for step in frozen.intermediate_values}
             self.active[frozen.number] = active
             if self.runs.read(name) is None:
@@ -241,43 +230,15 @@ class Runner:
         trial = self.study.ask()
         values = {p.name: optunamap.suggest(trial, p) for p in self.parameters}
         trial.set_user_attr("values", values)
-        active = Active(trial, trial_name(self.name, trial.number))
+        name = trial_name(self.name, trial.number)
+        active = Active(trial, name, self.runs.folder(name) / "metrics.jsonl")
         self.active[trial.number] = active
         self._launch(active, values)
         log.info("started trial %s with %s", active.name, values)
 
-    def _new_records(self, active: Active) -> list[dict[str, Any]]:
-        path = self.runs.folder(active.name) / "metrics.jsonl"
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(active.offset)
-                chunk = handle.read()
-        except OSError:
-            return []
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        active.offset += len(complete)
-        out = []
-        for line in complete.decode(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and isinstance(record.get("epoch"), int):
-                    out.append(record)
-        return out
-
-    def _last_metrics(self, active: Active) -> dict[str, float]:
-        filled = [e for e, r in active.records.items() if r]
-        if not filled:
-            return {}
-        last = active.records[max(filled)]
-        return {
-            k: float(v)
-            for k, v in last.items()
-            if k in self.names and isinstance(v, int | float) and not isinstance(v, bool)
-        }
-
     def _end(self, number: int, state: TrialState, label: str, value: float | None = None) -> None:
         active = self.active.pop(number)
-        active.trial.set_user_attr("metrics", self._last_metrics(active))
+        active.trial.set_user_attr("metrics", active.last_metrics(self.names))
         active.trial.set_user_attr("state", label)
         if state == TrialState.COMPLETE:
             self.study.tell(active.trial, value)
@@ -288,7 +249,7 @@ class Runner:
     def poll(self) -> None:
         for number, active in list(self.active.items()):
             pruned = False
-            for record in self._new_records(active):
+            for record in active.new_records():
                 epoch = int(record["epoch"])
                 known = epoch in active.records
                 active.records[epoch] = record
@@ -306,8 +267,8 @@ class Runner:
             run = self.runs.read(active.name)
             if run is None or run.state not in (RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELED):
                 continue
-            self._new_records(active)  # nothing after the end: read what is left
-            final = self._last_metrics(active).get(self.metric)
+            active.new_records()  # nothing after the end: read what is left
+            final = active.last_metrics(self.names).get(self.metric)
             if run.state != RUN_SUCCEEDED:
                 active.trial.set_user_attr("message", run.message[:500])
                 self._end(number, TrialState.FAIL, FAILED)
@@ -370,7 +331,7 @@ class Runner:
         }
         state = labels.get(t.state) or str(t.user_attrs.get("state") or FAILED)
         active = self.active.get(t.number)
-        metrics = self._last_metrics(active) if active else t.user_attrs.get("metrics") or {}
+        metrics = active.last_metrics(self.names) if active else t.user_attrs.get("metrics") or {}
         entry: dict[str, Any] = {
             "name": trial_name(self.name, t.number),
             "state": state,
