@@ -28,7 +28,6 @@ from slipway.devcluster.prometheus import PrometheusServer
 from slipway.k8s import connect
 from slipway.runner import start_in_thread
 from tests.integration.rollout_env import (
-    IstioPlayer,
     Model,
     SeldonPlayer,
     Targets,
@@ -36,6 +35,7 @@ from tests.integration.rollout_env import (
     model_server_python,
     wait_for,
 )
+from tests.integration.rollout_traffic import IstioPlayer
 
 API = "slipway.dev/v1alpha1"
 NS = "demo"

@@ -22,10 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slipway import metrics
 from slipway.api.v1alpha1.common import API_VERSION
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
-from slipway.api.v1alpha1.rollout import Analysis, RolloutStatus
+from slipway.api.v1alpha1.rollout import Analysis
 from slipway.backends import (
     ServingBackend,
     VersionState,
@@ -49,6 +48,7 @@ from slipway.config import NodePool
 from slipway.k8s import ApiError
 
 from . import rollout as progressive
+from . import rolloutstatus
 from .base import (
     Children,
     Context,
@@ -60,17 +60,11 @@ from .base import (
     problem_changed,
     write_status,
 )
-from .conditions import Verdict, merge_conditions, utc_now
+from .conditions import Verdict, merge_conditions
 from .modelsource import Resolved, resolve, source_field
 from .recovery import live_before
 
 KIND = "ModelDeployment"
-
-
-def _recorded(entry: dict[str, Any] | None) -> ModelVersion | None:
-    if not entry:
-        return None
-    return ModelVersion(entry["modelUri"], entry["modelDigest"], id=entry.get("version", ""))
 
 
 def judge(split: Split, states: dict[str, VersionState]) -> Verdict:
@@ -156,22 +150,6 @@ def reconcile(ctx: Context, body: dict[str, Any]) -> Result:
         return _stop(ctx, body, problem, permanent=True)
 
 
-def _previous(old: dict[str, Any], now: dt.datetime) -> tuple[ModelVersion | None, str | None]:
-    """The version kept after the last promotion, while its keepPrevious window lasts."""
-    entry = old.get("previous") or {}
-    until = plan.parse_time(entry.get("keepUntil"))
-    if until is None or until <= now:
-        return None, None
-    return _recorded(entry), entry["keepUntil"]
-
-
-def _rollout_record(old: dict[str, Any]) -> RolloutStatus | None:
-    try:
-        return RolloutStatus.model_validate(old["rollout"]) if old.get("rollout") else None
-    except ValidationError:
-        return None  # written by another release: start afresh
-
-
 def _converge(
     ctx: Context,
     body: dict[str, Any],
@@ -185,11 +163,14 @@ def _converge(
     now = dt.datetime.now(dt.UTC)
     generation = body["metadata"].get("generation")
     old = body.get("status") or {}
-    stable, candidate = _recorded(old.get("stable")), _recorded(old.get("candidate"))
+    stable, candidate = (
+        rolloutstatus.recorded(old.get("stable")),
+        rolloutstatus.recorded(old.get("candidate")),
+    )
     if stable is None:  # never recorded, or the record was lost: ask the deployments
         stable = live_before(ctx, owner, serving)
-    previous, keep_until = _previous(old, now)
-    record = _rollout_record(old)
+    previous, keep_until = rolloutstatus.previous_version(old, now)
+    record = rolloutstatus.record_of(old)
     desired = resolved.model
     strategy = spec.rollout.strategy
     revert_to = (
@@ -312,7 +293,7 @@ def _converge(
             or (rolled_back and record.candidate_digest == desired.digest)
         )
     ):
-        verdict = progressive.verdict(record, split.stable)
+        verdict = rolloutstatus.verdict(record, split.stable)
     _finish(ctx, body, verdict, extra, notes, step)
     if not requeue:
         return Result()
@@ -330,33 +311,6 @@ def _prune(children: Children, serving: ServingBackend, owner: Owner, split: Spl
         log.info("%s %s/%s left the split", serving.kind, owner.namespace, name)
 
 
-def _rolled_back(
-    conditions: list[dict[str, Any]], rollout: dict[str, Any] | None, generation: int | None
-) -> list[dict[str, Any]]:
-    """Set the RolledBack condition (present once a rollout ran) without churning its time."""
-    state = _rollout_record({"rollout": rollout})
-    wanted = progressive.rolled_back_condition(state)
-    if wanted is None:
-        return conditions
-    status, reason, message = wanted
-    value = "True" if status else "False"
-    before = next((c for c in conditions if c.get("type") == "RolledBack"), None)
-    since = (
-        before.get("lastTransitionTime", utc_now())
-        if before is not None and before.get("status") == value
-        else utc_now()
-    )
-    condition = {
-        "type": "RolledBack",
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
-    return [c for c in conditions if c.get("type") != "RolledBack"] + [condition]
-
-
 def _finish(
     ctx: Context,
     body: dict[str, Any],
@@ -372,31 +326,14 @@ def _finish(
         **extra,
         "observedGeneration": generation,
         "phase": verdict.phase,
-        "conditions": _rolled_back(conditions, extra.get("rollout"), generation),
+        "conditions": rolloutstatus.with_rolled_back(conditions, extra.get("rollout"), generation),
     }
     if write_status(ctx, body, status):
         _announce(ctx, body, old, status, verdict)
         for note in notes or []:
             ctx.cluster.event(body, note.reason, note.message, warning=note.warning)
         if step is not None:
-            _count(step)
-
-
-def _count(step: progressive.Progress) -> None:
-    """The rollout's operator metrics, counted once its status is written."""
-    strategy = step.state.strategy
-    if step.lateness is not None:
-        metrics.ROLLOUT_CHECK_LATENESS.observe(step.lateness)
-    if step.check is not None:
-        metrics.ROLLOUT_CHECKS.labels(strategy, step.check).inc()
-        if step.check == "Inconclusive":
-            metrics.ROLLOUT_INCONCLUSIVE.labels(strategy).inc()
-    if step.stepped:
-        metrics.ROLLOUT_STEPS.labels(strategy).inc()
-    if step.promoted:
-        metrics.ROLLOUT_PROMOTIONS.labels(strategy).inc()
-    if step.rolled_back:
-        metrics.ROLLOUT_ROLLBACKS.labels(strategy, step.state.reason).inc()
+            rolloutstatus.count(step)
 
 
 def _announce(

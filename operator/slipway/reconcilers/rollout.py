@@ -37,8 +37,6 @@ from slipway.builders import analysis as judge
 from slipway.builders.meta import Owner, app_label
 from slipway.builders.rollout import Live, ModelVersion, Split, seconds
 
-from .conditions import Verdict
-
 
 @dataclass(frozen=True)
 class Note:
@@ -330,39 +328,3 @@ def _check(run: RolloutRun, state: RolloutStatus) -> Progress:
         note = Note("CheckPassed", f"{progress_word}: {message}")
     result.notes = [note]
     return result
-
-
-def verdict(state: RolloutStatus, stable: ModelVersion) -> Verdict:
-    """Ready / Progressing / Degraded while a rollout is under way or after it ended (the stable
-    version serves throughout, so Ready stays True; a rollback is not Degraded)."""
-    if state.phase == "Failed":
-        return Verdict(
-            "RolledBack",
-            True,
-            state.reason,
-            f"candidate {state.candidate} rolled back ({state.reason}): {state.message}; "
-            f"{stable.version} serves 100%",
-        )
-    if state.phase == "Succeeded":
-        return Verdict(
-            "Ready",
-            True,
-            "Available",
-            f"version {stable.version} serves 100% (promoted by {state.strategy} analysis)",
-        )
-    return Verdict(
-        state.phase,
-        True,
-        state.reason or state.phase,
-        f"{state.strategy} {state.candidate}: {state.message}",
-        progressing=True,
-    )
-
-
-def rolled_back_condition(state: RolloutStatus | None) -> tuple[bool, str, str] | None:
-    """The RolledBack condition (status, reason, message), once any rollout ran."""
-    if state is None:
-        return None
-    if state.phase == "Failed":
-        return True, state.reason, f"candidate {state.candidate} rolled back: {state.message}"
-    return False, "NotRolledBack", ""
