@@ -217,7 +217,8 @@ def _report(
             "completionTime": state.finished,
         },
         **state.counts.to_status(),
-        "bestObjective": best[0].objective if best else None,
+        # Rounded for `kubectl get sweep`; bestTrials and bestTrial hold the exact values.
+        "bestObjective": round(best[0].objective, 4) if best and best[0].objective else None,
         "bestTrials": table or None,
         "bestTrial": old.get("bestTrial"),
         "lineage": old.get("lineage") if old.get("bestTrial") else lineage,
