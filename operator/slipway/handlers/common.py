@@ -17,7 +17,9 @@ import kopf
 
 from slipway import metrics
 from slipway.api.v1alpha1.common import API_VERSION
+from slipway.builders.meta import MANAGED_BY, written_by_another
 from slipway.k8s import ApiError
+from slipway.k8s.resources import resource
 from slipway.reconcilers.base import Context, Result
 
 Reconcile = Callable[[Context, dict[str, Any]], Result]
@@ -138,3 +140,40 @@ def not_listing(type: str | None, **_: Any) -> bool:
 
 def plain(body: kopf.Body) -> dict[str, Any]:
     return {key: body[key] for key in body}
+
+
+def watch_children(
+    registry: kopf.OperatorRegistry,
+    ctx: Context,
+    kind: str,
+    api_version: str,
+    child_kind: str,
+    nudge: Callable[[Context, list[dict[str, Any]]], None],
+) -> None:
+    """Reconcile the ``kind`` object controlling a ``child_kind`` child when the child reports
+    conditions, is deleted, or is changed by another field manager (controller-runtime's owner
+    watch). The filter runs on kopf's event loop, so the operator's own writes never take a
+    worker thread."""
+    manager = ctx.cluster.field_manager
+
+    def child_matters(body: kopf.Body, type: str | None, **_: Any) -> bool:
+        reported = bool((body.get("status") or {}).get("conditions"))
+        if type is None:
+            return reported
+        return type == "DELETED" or reported or written_by_another(body["metadata"], manager)
+
+    def child_changed(body: kopf.Body, **_: Any) -> None:
+        parent = controller_of(plain(body), kind)
+        if parent is not None:
+            nudge(ctx, [parent])
+
+    group, version = group_version(api_version)
+    kopf.on.event(
+        group,
+        version,
+        resource(api_version, child_kind).plural,
+        id=f"{child_kind.lower()}-changed",
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+        when=child_matters,
+        registry=registry,
+    )(child_changed)

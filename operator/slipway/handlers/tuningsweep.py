@@ -26,8 +26,6 @@ from slipway.api.v1alpha1 import TUNING_SWEEP
 from slipway.api.v1alpha1.common import API_VERSION, GROUP, VERSION
 from slipway.api.v1alpha1.dataset import INFO as DATASET
 from slipway.backends.tuning import tuning_backend
-from slipway.builders.meta import MANAGED_BY, written_by_another
-from slipway.k8s.resources import resource
 from slipway.reconcilers import tuningsweep as reconciler
 from slipway.reconcilers.base import Context
 
@@ -89,27 +87,4 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     backend = tuning_backend(ctx.config.tuning, ctx.config)
     if backend.kind == "None":
         return
-    manager = ctx.cluster.field_manager
-
-    def child_matters(body: kopf.Body, type: str | None, **_: Any) -> bool:
-        # Decided on kopf's event loop: the operator's own writes need no worker thread.
-        reported = bool((body.get("status") or {}).get("conditions"))
-        if type is None:
-            return reported
-        return type == "DELETED" or reported or written_by_another(body["metadata"], manager)
-
-    def child_changed(body: kopf.Body, **_: Any) -> None:
-        parent = common.controller_of(common.plain(body), KIND)
-        if parent is not None:
-            nudge(ctx, [parent])
-
-    group, version = common.group_version(backend.api_version)
-    kopf.on.event(
-        group,
-        version,
-        resource(backend.api_version, backend.kind).plural,
-        id=f"{backend.kind.lower()}-changed",
-        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-        when=child_matters,
-        registry=registry,
-    )(child_changed)
+    common.watch_children(registry, ctx, KIND, backend.api_version, backend.kind, nudge)
