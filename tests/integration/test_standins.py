@@ -241,6 +241,9 @@ def test_model_deployment_served_split_restarted_and_stopped(
         timeout=60,
         what="50/50 split",
     )
+    # The ingress follows the VirtualService within its poll interval: count only once it routes
+    # by the new split (a candidate answer), or the requests sent in that interval skew the count.
+    eventually(lambda: client.infer(name)[1] == v2.version, timeout=10, what="ingress follows")
     counts: Counter[str] = Counter()
     expected = {v1.version: v1.expected, v2.version: v2.expected}
     for _ in range(400):
