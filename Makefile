@@ -32,8 +32,8 @@ verify-generated: venv ## Fail if crds/ or the chart's CRDs are out of date
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, import layers, helm lint
-	$(BIN)/ruff check operator tests benchmarks/operator benchmarks/rollout
-	$(BIN)/ruff format --check operator tests benchmarks/operator benchmarks/rollout
+	$(BIN)/ruff check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress
+	$(BIN)/ruff format --check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	"$$($(BIN)/slipway tool helm)" lint charts/slipway
@@ -62,11 +62,11 @@ test-pipelines: ## Kubeflow pipelines: compile and run end to end with kfp.local
 	pipelines/test.sh
 
 .PHONY: dev
-dev: venv ## Local control plane + CRDs + operator + examples (then: make dev-down)
-	$(BIN)/slipway dev up --operator --examples
+dev: venv ## Local control plane, operator, stand-ins, Prometheus, examples: first prediction, then a canary
+	$(BIN)/slipway dev up --operator --examples --load --rollout
 
 .PHONY: dev-down
-dev-down: venv ## Stop the local control plane and the operator
+dev-down: venv ## Stop every process `make dev` started
 	$(BIN)/slipway dev down
 
 .PHONY: bench
@@ -76,3 +76,7 @@ bench: venv ## Operator benchmark: convergence time, steady-state writes, memory
 .PHONY: bench-rollout
 bench-rollout: venv ## Rollout benchmark: 100 canaries in analysis on a real Prometheus
 	$(BIN)/python -m benchmarks.rollout.run
+
+.PHONY: bench-ingress
+bench-ingress: venv ## Ingress benchmark: the Istio ingress stand-in against the model server, c=64
+	$(BIN)/python -m benchmarks.ingress.run

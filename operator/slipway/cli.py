@@ -2,7 +2,8 @@
 
 slipway run [--config FILE] [--namespace NS] [--standalone] [--priority N] [--verbose]
 slipway crds [--out DIR] [--check]
-slipway dev up [--operator] [--examples] [--standins] [--ingress-port N] | down | status
+slipway dev up [--operator] [--examples] [--load] [--rollout] [--standins] [--ingress-port N]
+    | down | status | load [--model M] [--rate R] [--duration S]
 """
 
 from __future__ import annotations
@@ -96,16 +97,31 @@ def parser() -> argparse.ArgumentParser:
     crds.set_defaults(func=_crds)
 
     dev = sub.add_parser("dev", help="local control plane: etcd + kube-apiserver on loopback")
-    dev.add_argument("action", choices=["up", "down", "status"])
+    dev.add_argument("action", choices=["up", "down", "status", "load"])
     dev.add_argument("--state", help="state folder (default: <cache>/dev)")
     dev.add_argument("--operator", action="store_true", help="up: also run the operator")
-    dev.add_argument("--examples", action="store_true", help="up: also apply examples/")
+    dev.add_argument(
+        "--examples",
+        action="store_true",
+        help="up: also apply examples/ and (with --operator) wait until they serve",
+    )
+    dev.add_argument(
+        "--load", action="store_true", help="up: steady traffic through the ingress (background)"
+    )
+    dev.add_argument(
+        "--rollout",
+        action="store_true",
+        help="up --examples: then serve the TuningSweep's best model, rolled out as a canary",
+    )
     dev.add_argument(
         "--standins",
         action=argparse.BooleanOptionalAction,
         help="up: run the local Seldon and Istio ingress stand-ins (default: with --operator)",
     )
     dev.add_argument("--ingress-port", type=int, help="up: the ingress's port (default: 8080)")
+    dev.add_argument("--model", default="digits", help="load: the model to call")
+    dev.add_argument("--rate", type=float, default=20.0, help="load: requests per second")
+    dev.add_argument("--duration", type=float, help="load: seconds (default: until Ctrl-C)")
     dev.set_defaults(func=_dev)
 
     tool = sub.add_parser("tool", help="print the path of a pinned tool, building it if needed")

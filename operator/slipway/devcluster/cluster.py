@@ -33,7 +33,16 @@ from slipway.k8s import connect
 from .binaries import Binaries, ensure_binaries
 from .install import install_crds
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "operator", "standins")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "prometheus",
+    "operator",
+    "standins",
+    "load",
+)
+CONTROL_PLANE = COMPONENTS[:2]  # without these there is no cluster to add a process to
 
 
 def free_port() -> int:
@@ -74,7 +83,9 @@ class DevCluster:
             alive[name] = pid
         return alive
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Run ``argv`` as component ``name`` in a process group of its own, logging to
+        ``logs/<name>.log``; ``stop`` ends it with the rest."""
         self._log(name).parent.mkdir(parents=True, exist_ok=True)
         with self._log(name).open("ab") as log:
             proc = subprocess.Popen(
@@ -118,7 +129,7 @@ class DevCluster:
                 ["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
             )
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 str(bins.etcd),
@@ -132,7 +143,7 @@ class DevCluster:
                 "--log-level=warn",
             ],
         )
-        self._spawn(
+        self.spawn(
             "kube-apiserver",
             [
                 str(bins.kube_apiserver),
@@ -165,7 +176,7 @@ class DevCluster:
             self.stop()
             raise
         if bins.kube_controller_manager is not None:
-            self._spawn(
+            self.spawn(
                 "kube-controller-manager",
                 [
                     str(bins.kube_controller_manager),
@@ -244,7 +255,7 @@ class DevCluster:
     def start_operator(self, config: Path | None = None) -> None:
         """Run ``slipway run`` against this cluster as a background process."""
         args = ["--config", str(config)] if config else []
-        self._spawn(
+        self.spawn(
             "operator",
             [sys.executable, "-m", "slipway", "run", *args],
             env={"KUBECONFIG": str(self.kubeconfig)},
@@ -253,7 +264,7 @@ class DevCluster:
     def start_standins(self, port: int, python: Path) -> None:
         """Run the Seldon and Istio ingress stand-ins (``standins.py``) as a background process;
         the model servers they start share its process group, so ``stop`` ends them too."""
-        self._spawn(
+        self.spawn(
             "standins",
             [
                 sys.executable,

@@ -9,7 +9,8 @@ package puts them in /usr/bin; release tarballs unpack them side by side).
 ``PrometheusServer`` runs one server on a free loopback port with a throwaway data folder and a
 short scrape interval. Its targets come from file-based service discovery: the caller rewrites one
 JSON file (atomically, as Prometheus asks) whenever the set of processes to scrape changes, with no
-reload and no restart.
+reload and no restart. ``launch`` runs the same server as a component of ``slipway dev up``,
+scraping the model servers the stand-ins list.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from .cluster import free_port
+from .cluster import DevCluster, free_port
 from .paths import cache_dir
 
 MODULE = "github.com/prometheus/prometheus"
@@ -125,6 +126,56 @@ def ensure_prometheus() -> PrometheusBinaries:
 Labels = Mapping[str, str]
 
 
+def scrape_config(
+    targets_file: Path,
+    scrape_interval: float,
+    rule_files: Iterable[Path] = (),
+    job: str = "slipway",
+) -> dict[str, Any]:
+    """A configuration scraping what ``targets_file`` (file-based service discovery) lists."""
+    interval = f"{max(1, round(scrape_interval * 1000))}ms"
+    return {
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "evaluation_interval": interval,
+        },
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
+            }
+        ],
+    }
+
+
+def server_argv(bins: PrometheusBinaries, config: Path, data: Path, port: int) -> list[str]:
+    """The command line of one Prometheus server on loopback."""
+    return [
+        str(bins.prometheus),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+
+
+def wait_ready(url: str, alive: Callable[[], bool], timeout: float) -> bool:
+    """Whether the server at ``url`` answered /-/ready before ``timeout`` while ``alive``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/-/ready", timeout=2) as reply,
+        ):
+            if reply.status == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
 class PrometheusError(RuntimeError):
     """Prometheus did not start, or refused a query."""
 
@@ -169,23 +220,7 @@ class PrometheusServer:
         return self.workdir / "prometheus.log"
 
     def _config(self) -> dict[str, Any]:
-        interval = f"{max(1, round(self.scrape_interval * 1000))}ms"
-        return {
-            "global": {
-                "scrape_interval": interval,
-                "scrape_timeout": interval,
-                "evaluation_interval": interval,
-            },
-            "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [
-                {
-                    "job_name": self.job,
-                    "file_sd_configs": [
-                        {"files": [str(self.targets_file)], "refresh_interval": "1s"}
-                    ],
-                }
-            ],
-        }
+        return scrape_config(self.targets_file, self.scrape_interval, self.rule_files, self.job)
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until it answers queries."""
@@ -200,30 +235,15 @@ class PrometheusServer:
         self.port = free_port()
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(
-                [
-                    str(bins.prometheus),
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--web.enable-lifecycle",
-                    "--log.level=warn",
-                ],
+                server_argv(bins, config, self.workdir / "data", self.port),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as reply,
-            ):
-                if reply.status == 200:
-                    return
-            time.sleep(0.2)
+        proc = self._proc
+        if wait_ready(self.url, lambda: proc.poll() is None, timeout):
+            return
         tail = self.log_file.read_text(errors="replace").splitlines()[-20:]
         self.stop()
         raise PrometheusError("Prometheus did not become ready:\n" + "\n".join(tail))
@@ -310,6 +330,42 @@ class PrometheusServer:
                 return
             time.sleep(0.2)
         raise PrometheusError(f"{len(up)} of {count} targets up after {timeout:.0f} s")
+
+
+DEV_SCRAPE_INTERVAL = 2.0  # seconds: a canary's 30 s window holds 15 samples
+
+
+def launch(dev: DevCluster, targets_file: Path, timeout: float = 60.0) -> str:
+    """Start the Prometheus of ``slipway dev up`` as the component ``prometheus``; its URL.
+
+    It scrapes what ``targets_file`` lists: the stand-ins write every model-server process there,
+    with the ``namespace`` label a PodMonitor adds on a cluster. Like etcd, each start begins with
+    an empty data folder.
+    """
+    bins = ensure_prometheus()
+    folder = dev.state / "prometheus"
+    shutil.rmtree(folder / "data", ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not targets_file.exists():
+        targets_file.write_text("[]")
+    config = folder / "prometheus.yml"
+    document = scrape_config(targets_file, DEV_SCRAPE_INTERVAL, job="model-servers")
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    port = free_port()
+    dev.spawn("prometheus", server_argv(bins, config, folder / "data", port))
+    url = f"http://127.0.0.1:{port}"
+    if not wait_ready(url, lambda: "prometheus" in dev.running(), timeout):
+        raise RuntimeError(f"Prometheus did not start; see {dev.state / 'logs' / 'prometheus.log'}")
+    (folder / "url").write_text(url)
+    return url
+
+
+def dev_url(dev: DevCluster) -> str | None:
+    """The URL of the dev cluster's Prometheus while it runs, else None."""
+    path = dev.state / "prometheus" / "url"
+    if "prometheus" not in dev.running() or not path.exists():
+        return None
+    return path.read_text().strip()
 
 
 def main() -> int:

@@ -125,7 +125,6 @@ class Supervisor:
                     "namespace": row["namespace"],
                     "seldon_deployment": row["seldonDeployment"],
                     "predictor": row["predictor"],
-                    "version": row["version"],
                 },
             }
             for row in processes
@@ -258,6 +257,14 @@ def launch(dev: DevCluster, port: int | None = None, timeout: float = 60.0) -> s
             break
         time.sleep(0.2)
     raise RuntimeError(f"the stand-ins did not start; see {dev.state / 'logs' / 'standins.log'}")
+
+
+def ingress_url(dev: DevCluster) -> str | None:
+    """The ingress's URL while the stand-ins run, else None."""
+    report = read_state(dev.state)
+    if report is None or "standins" not in dev.running():
+        return None
+    return str(report["ingress"]["url"])
 
 
 def status_lines(dev: DevCluster) -> list[str]:
