@@ -1,0 +1,1 @@
+"""Ingress benchmark: the Istio ingress stand-in's overhead against calling the model server."""
