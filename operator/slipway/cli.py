@@ -105,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="up: also apply examples/ and (with --operator) wait until they serve",
     )
+    dev.add_argument("--examples-dir", help="up --examples: apply this folder instead of examples/")
     dev.add_argument(
         "--load", action="store_true", help="up: steady traffic through the ingress (background)"
     )

@@ -83,7 +83,9 @@ def _up(dev: DevCluster, args: argparse.Namespace) -> int:
     if args.examples and not fresh:
         print("examples: applied when this cluster started (kubectl apply -f examples/ again)")
     elif args.examples:
-        examples = load_manifests([root / "examples"])
+        examples = load_manifests(
+            [Path(args.examples_dir) if args.examples_dir else root / "examples"]
+        )
         for item in apply_manifests(cluster, examples):
             print(f"applied {item}")
         if ingress is not None and args.operator:

@@ -59,8 +59,10 @@ def model_server_python(root: Path | None = None) -> Path:
 
 
 def default_store() -> Path:
-    """Where local ``pvc://`` claims live: ``<cache>/local-store``."""
-    return cache_dir() / "local-store"
+    """Where local ``pvc://`` claims live: ``$SLIPWAY_LOCAL_STORE`` (the variable that sets the
+    operator's ``localStore`` too), else ``<cache>/local-store``."""
+    explicit = os.environ.get("SLIPWAY_LOCAL_STORE")
+    return Path(explicit) if explicit else cache_dir() / "local-store"
 
 
 def local_model_uri(uri: str, store: Path) -> str:
