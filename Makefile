@@ -32,8 +32,8 @@ verify-generated: venv ## Fail if crds/ or the chart's CRDs are out of date
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict, import layers, helm lint
-	$(BIN)/ruff check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress
-	$(BIN)/ruff format --check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress
+	$(BIN)/ruff check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress benchmarks/devchain
+	$(BIN)/ruff format --check operator tests benchmarks/operator benchmarks/rollout benchmarks/ingress benchmarks/devchain
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	"$$($(BIN)/slipway tool helm)" lint charts/slipway
@@ -80,3 +80,7 @@ bench-rollout: venv ## Rollout benchmark: 100 canaries in analysis on a real Pro
 .PHONY: bench-ingress
 bench-ingress: venv ## Ingress benchmark: the Istio ingress stand-in against the model server, c=64
 	$(BIN)/python -m benchmarks.ingress.run
+
+.PHONY: bench-dev
+bench-dev: venv ## make dev benchmark: seconds to the first prediction and to the canary's end
+	$(BIN)/python -m benchmarks.devchain.run
