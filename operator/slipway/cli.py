@@ -61,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from slipway.devcluster import commands
 
+    # `dev up` says what it applied in its own words; the client's per-object lines are noise here
+    logging.getLogger("slipway.k8s").setLevel(logging.WARNING)
     try:
         return commands.main(args)
     except (RuntimeError, FileNotFoundError) as exc:
