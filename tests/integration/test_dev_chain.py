@@ -40,6 +40,7 @@ from slipway.k8s import connect
 from .conftest import ROOT, eventually
 
 API = "slipway.dev/v1alpha1"
+SELDON = "machinelearning.seldon.io/v1"
 ONNX_RUN = """
 import json, sys
 import numpy as np
@@ -198,6 +199,15 @@ def _check_canary(cluster: Any, state: Path) -> None:
     assert rollout["steps"] == 2 and rollout["weight"] == 100
     for metric in rollout["metrics"]:
         assert metric["verdict"] == "Passed" and metric["sampleSize"] >= 20, metric
+    # Each version's lineage, in status and on its pods (Kiali's workload panel shows them).
+    dataset = cluster.get(API, "Dataset", "default", "digits")["status"]["latestDigest"]
+    promoted, kept = md["stable"]["lineage"], md["previous"]["lineage"]
+    assert promoted["tuningSweep"] == "digits-mlp-sweep", promoted
+    assert promoted["trial"] == sweep["bestTrial"]["name"] and promoted["datasetDigest"] == dataset
+    assert kept["trainingJob"] == "digits-cnn" and kept["datasetDigest"] == dataset, kept
+    sdep = cluster.get(SELDON, "SeldonDeployment", "default", md["stable"]["seldonDeployment"])
+    pod = sdep["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"]
+    assert pod["lineage.slipway.dev/trial"] == promoted["trial"], pod
     versions = {rollout["stable"], rollout["candidate"]}
     url = (state / "prometheus" / "url").read_text().strip()
     assert versions <= prometheus_versions(url)

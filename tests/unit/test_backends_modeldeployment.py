@@ -56,6 +56,20 @@ def test_seldon_deployment(owner: Owner, config: OperatorConfig) -> None:
     assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
 
 
+def test_lineage_is_annotated_on_the_pods_and_read_back(
+    owner: Owner, config: OperatorConfig
+) -> None:
+    lineage = (("datasetDigest", "sha256:" + "d" * 64), ("trainingJob", "digits-cnn"))
+    version = ModelVersion(STABLE.uri, STABLE.digest, lineage=lineage)
+    pool = resolve_pool(SPEC.placement, config.node_pools)
+    manifest = seldon.build_seldon_deployment(owner, SPEC, version, pool, config)
+    notes = manifest["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["annotations"]
+    assert notes["lineage.slipway.dev/trainingJob"] == "digits-cnn"
+    assert notes["lineage.slipway.dev/datasetDigest"] == "sha256:" + "d" * 64
+    served = seldon.SeldonServing().served(manifest)
+    assert served is not None and served.digest == STABLE.digest and served.lineage == lineage
+
+
 def test_routing(owner: Owner, config: OperatorConfig) -> None:
     split = Split(STABLE, 90, CANDIDATE, 10)
     check_golden("service", istio.build_service(owner, config))

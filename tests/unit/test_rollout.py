@@ -14,6 +14,7 @@ from slipway.builders.rollout import (
     distinct_id,
     live_versions,
     static_split,
+    version_lineage,
 )
 
 V1 = ModelVersion("s3://m/1.onnx", "sha256:" + "1" * 64)
@@ -99,3 +100,35 @@ def test_unready_candidate_gets_no_traffic() -> None:
 def test_weight_100_promotes_a_ready_candidate() -> None:
     split = static_split(Live(V1, V2), Rollout(candidate_weight=100), candidate_ready=True)
     assert split.promoted and split.stable == V2 and split.candidate is None
+
+
+FROM_JOB = (("datasetDigest", "sha256:" + "d" * 64), ("trainingJob", "digits-cnn"))
+FROM_SWEEP = (("trial", "sweep-005"), ("tuningSweep", "sweep"))
+
+
+def test_a_version_keeps_the_lineage_it_was_first_served_with() -> None:
+    stable = ModelVersion(V1.uri, V1.digest, lineage=FROM_JOB)
+    # The same model, now reached through a sweep: still the stable version, lineage unchanged.
+    live = live_versions(stable, None, ModelVersion(V1.uri, V1.digest, lineage=FROM_SWEEP))
+    assert live.candidate is None and live.stable.lineage == FROM_JOB
+    # A new model brings its own lineage as the candidate; the stable one keeps its own.
+    live = live_versions(stable, None, ModelVersion(V2.uri, V2.digest, lineage=FROM_SWEEP))
+    assert live.stable.lineage == FROM_JOB
+    assert live.candidate is not None and live.candidate.lineage == FROM_SWEEP
+    # Lineage describes a version; it never makes two versions of one digest differ.
+    assert ModelVersion(V1.uri, V1.digest, lineage=FROM_SWEEP) == V1
+
+
+def test_version_lineage_keeps_only_the_links_of_one_version() -> None:
+    lineage = {
+        "trainingJob": "digits-cnn",
+        "datasetDigest": "sha256:abc",
+        "modelUri": "pvc://m/model.onnx",
+        "liveVersion": "v1",
+        "trial": "",
+    }
+    assert version_lineage(lineage) == (
+        ("datasetDigest", "sha256:abc"),
+        ("trainingJob", "digits-cnn"),
+    )
+    assert version_lineage(None) == ()

@@ -5,9 +5,10 @@ configured port, with V2 health probes, under the restricted Pod Security profil
 (``builders/security.py``). Its pods carry Istio's ``app`` (the ModelDeployment) and
 ``version`` labels, which the traffic provider's subsets select and Kiali draws, plus
 ``app.kubernetes.io/part-of=slipway`` and ``app.kubernetes.io/component=model-server``, which the
-chart's PodMonitor selects; their annotations name the model a version serves (URI and digest), so
-Kiali's workload panel shows where a version came from. Seldon reports a deployment's state in
-``status.state``: Creating, Available or Failed.
+chart's PodMonitor selects; their annotations name the model a version serves (URI and digest)
+and its lineage (``lineage.slipway.dev/<key>``: the TrainingJob or TuningSweep and trial, the run,
+the dataset and its digest), so Kiali's workload panel shows where a version came from. Seldon
+reports a deployment's state in ``status.state``: Creating, Available or Failed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from slipway.api.v1alpha1.modeldeployment import ModelDeploymentSpec
 from slipway.builders.meta import PART_OF, Owner, app_label, label_value, metadata, short_name
 from slipway.builders.placement import container_resources, pod_placement
-from slipway.builders.rollout import ModelVersion
+from slipway.builders.rollout import ModelVersion, version_lineage
 from slipway.builders.security import (
     DEFAULT_REQUESTS,
     container_security_context,
@@ -34,6 +35,7 @@ COMPONENT = "model-server"
 SHUTDOWN_DELAY_S = 5  # keep serving (not ready) while endpoints drop the pod
 DRAIN_TIMEOUT_S = 30  # then finish in-flight requests
 PREDICTOR = "default"
+LINEAGE_PREFIX = "lineage.slipway.dev/"  # + a VERSION_LINEAGE key, e.g. trainingJob
 # SeldonDeployment names leave room for the objects Seldon derives from them
 # (<sdep>-<predictor>-<n>-<container>), which must stay valid names too.
 SELDON_NAME_LIMIT = 40
@@ -126,6 +128,7 @@ def build_seldon_deployment(
                     "annotations": {
                         "slipway.dev/model-uri": version.uri,
                         "slipway.dev/model-digest": version.digest,
+                        **{f"{LINEAGE_PREFIX}{key}": value for key, value in version.lineage},
                     },
                 },
                 "spec": {
@@ -188,7 +191,10 @@ class SeldonServing:
         uri, digest = notes.get("slipway.dev/model-uri"), notes.get("slipway.dev/model-digest")
         if not uri or not digest:
             return None
-        return ModelVersion(uri, digest, id=labels.get("version", ""))
+        lineage = {k.removeprefix(LINEAGE_PREFIX): v for k, v in notes.items()}
+        return ModelVersion(
+            uri, digest, id=labels.get("version", ""), lineage=version_lineage(lineage)
+        )
 
     def observe(self, live: dict[str, Any] | None) -> VersionState:
         status = (live or {}).get("status") or {}

@@ -48,17 +48,38 @@ def distinct_id(digest: str, taken: dict[str, str]) -> str:
     )
 
 
+# The links of a ModelDeployment's lineage that describe one version for its whole life (where
+# its model came from), recorded per version in status and annotated on its pods for Kiali.
+VERSION_LINEAGE = (
+    "dataset",
+    "datasetVersion",
+    "datasetDigest",
+    "trainingJob",
+    "tuningSweep",
+    "trial",
+    "run",
+)
+
+
+def version_lineage(lineage: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The per-version links of a lineage block, in a fixed order."""
+    lineage = lineage or {}
+    return tuple((key, str(lineage[key])) for key in VERSION_LINEAGE if lineage.get(key))
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """A model artifact to serve, identified by its whole digest.
 
     ``id`` is the version id once assigned (recorded in status); empty means the default
-    ``version_id(digest)``.
+    ``version_id(digest)``. ``lineage`` says where the model came from (``VERSION_LINEAGE`` keys);
+    it describes the version and takes no part in comparing two.
     """
 
     uri: str
     digest: str
     id: str = ""
+    lineage: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def version(self) -> str:
@@ -114,10 +135,15 @@ def live_versions(
     """
     if stable is None:
         return Live(stable=desired)
-    if desired.digest == stable.digest:
-        return Live(stable=replace(desired, id=stable.version))
+    if desired.digest == stable.digest:  # a version keeps the lineage it was first served with
+        return Live(
+            stable=replace(desired, id=stable.version, lineage=stable.lineage or desired.lineage)
+        )
     if candidate is not None and desired.digest == candidate.digest:
-        return Live(stable=stable, candidate=replace(desired, id=candidate.version))
+        lineage = candidate.lineage or desired.lineage
+        return Live(
+            stable=stable, candidate=replace(desired, id=candidate.version, lineage=lineage)
+        )
     taken = {v.version: v.digest for v in (stable, candidate) if v is not None}
     return Live(stable=stable, candidate=replace(desired, id=distinct_id(desired.digest, taken)))
 

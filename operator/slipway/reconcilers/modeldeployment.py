@@ -260,7 +260,7 @@ def _converge(
     _prune(children, serving, owner, split)
 
     def version(v: ModelVersion, weight: int) -> dict[str, Any]:
-        return {
+        entry = {
             "version": v.version,
             "modelUri": v.uri,
             "modelDigest": v.digest,
@@ -268,6 +268,8 @@ def _converge(
             "seldonDeployment": serving.name(owner, v),
             "ready": states[v.version].ready,
         }
+        # absent, not null, when unknown: status compares as the API server stores it
+        return {**entry, "lineage": dict(v.lineage)} if v.lineage else entry
 
     extra: dict[str, Any] = {
         "stable": version(split.stable, split.stable_weight),

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slipway.api.v1alpha1 import modeldeployment as md
 from slipway.api.v1alpha1 import trainingjob as tj
 from slipway.api.v1alpha1 import tuningsweep as ts
 from slipway.api.v1alpha1.common import API_VERSION, DIGEST
-from slipway.builders.rollout import ModelVersion
+from slipway.builders.rollout import ModelVersion, version_lineage
 
 from .base import Context
 from .conditions import Verdict
@@ -108,7 +108,7 @@ def _follow(ctx: Context, namespace: str, kind: str, name: str) -> Resolved | Ve
     lineage = {**(status.get("lineage") or {}), lineage_key: name}
     if found.get("trial"):
         lineage["trial"] = str(found["trial"])
-    return Resolved(checked, lineage)
+    return Resolved(replace(checked, lineage=version_lineage(lineage)), lineage)
 
 
 def resolve(ctx: Context, namespace: str, source: md.ModelSource) -> Resolved | Verdict:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from slipway import metrics
 from slipway.api.v1alpha1.rollout import RolloutStatus
 from slipway.builders import analysis as plan
-from slipway.builders.rollout import ModelVersion
+from slipway.builders.rollout import ModelVersion, version_lineage
 
 from .conditions import Verdict, utc_now
 from .rollout import Progress
@@ -27,7 +27,12 @@ def recorded(entry: dict[str, Any] | None) -> ModelVersion | None:
     """A version as status records it."""
     if not entry:
         return None
-    return ModelVersion(entry["modelUri"], entry["modelDigest"], id=entry.get("version", ""))
+    return ModelVersion(
+        entry["modelUri"],
+        entry["modelDigest"],
+        id=entry.get("version", ""),
+        lineage=version_lineage(entry.get("lineage")),
+    )
 
 
 def previous_version(

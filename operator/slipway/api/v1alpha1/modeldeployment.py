@@ -169,6 +169,12 @@ class VersionStatus(Model):
     weight: int = Field(description="Percent of traffic this version receives.")
     seldon_deployment: str = Field(description="Name of its SeldonDeployment.")
     ready: bool = Field(default=False, description="Whether its SeldonDeployment is Available.")
+    lineage: dict[str, str] | None = Field(
+        default=None,
+        description="Where this version's model came from: dataset, datasetVersion, "
+        "datasetDigest, trainingJob, tuningSweep, trial, run (those known).",
+        json_schema_extra={"maxProperties": 16},
+    )
 
 
 class PreviousVersion(VersionStatus):
