@@ -203,6 +203,7 @@ def _check_canary(cluster: Any, state: Path) -> None:
     dataset = cluster.get(API, "Dataset", "default", "digits")["status"]["latestDigest"]
     promoted, kept = md["stable"]["lineage"], md["previous"]["lineage"]
     assert promoted["tuningSweep"] == "digits-mlp-sweep", promoted
+    assert "trainingJob" not in promoted and "run" not in promoted, promoted  # not the CNN's
     assert promoted["trial"] == sweep["bestTrial"]["name"] and promoted["datasetDigest"] == dataset
     assert kept["trainingJob"] == "digits-cnn" and kept["datasetDigest"] == dataset, kept
     sdep = cluster.get(SELDON, "SeldonDeployment", "default", md["stable"]["seldonDeployment"])

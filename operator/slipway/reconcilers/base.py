@@ -147,6 +147,18 @@ class Children:
         return deleted
 
 
+def clear_removed(old: Any, new: Any) -> Any:
+    """``new`` with an explicit None for each key of a nested object that ``old`` has and ``new``
+    drops, at every depth: a status is written as a JSON merge patch (RFC 7386), which merges
+    nested objects and keeps the keys a patch does not mention (``stable.lineage.trainingJob`` of
+    the version before must not survive into the next one's)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out = {k: clear_removed(old.get(k), v) for k, v in new.items()}
+    out.update({k: None for k in old if k not in new})
+    return out
+
+
 def _comparable(status: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if v is not None}
 
@@ -160,8 +172,7 @@ def write_status(ctx: Context, body: dict[str, Any], new: dict[str, Any]) -> boo
     old = body.get("status") or {}
     if _comparable(old) == _comparable(new):
         return False
-    # Keys present before and absent now are cleared explicitly (merge patch removes on null).
-    patch = {**{k: None for k in old if k not in new}, **new}
+    patch: dict[str, Any] = clear_removed(old, new)
     meta = body["metadata"]
     ctx.cluster.patch_status(
         body["apiVersion"],

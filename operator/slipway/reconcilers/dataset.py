@@ -41,7 +41,6 @@ from .datasetrules import rules_json, summary
 from .runs import (
     InFlight,
     Store,
-    clear_removed,
     compact,
     hold,
     join,
@@ -322,7 +321,7 @@ def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[st
     old = body.get("status") or {}
     generation = body["metadata"].get("generation")
     status = {
-        **{k: clear_removed(old.get(k), compact(v)) for k, v in extra.items()},
+        **{k: compact(v) for k, v in extra.items()},
         "observedGeneration": generation,
         "phase": verdict.phase,
         "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),

@@ -175,16 +175,6 @@ def compact(value: Any) -> Any:
     return value
 
 
-def clear_removed(old: Any, new: Any) -> Any:
-    """``new`` with an explicit None for each key of a nested object that ``old`` has and ``new``
-    drops: a status is written as a merge patch, which keeps keys the patch does not mention."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    out = {k: clear_removed(old.get(k), v) for k, v in new.items()}
-    out.update({k: None for k in old if k not in new})
-    return out
-
-
 def plain(message: str | None) -> str | None:
     """A run's message fit for a status: terminal colour codes removed, length bounded."""
     if not message:
