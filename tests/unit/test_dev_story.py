@@ -14,7 +14,7 @@ from aiohttp import web
 
 from slipway.config import load_config
 from slipway.devcluster import load
-from slipway.devcluster.chain import ChainError, find, is_ready, summary
+from slipway.devcluster.chain import ChainError, failure, find, is_ready, summary
 from slipway.devcluster.cluster import DevCluster
 from slipway.devcluster.commands import _operator_config
 
@@ -106,3 +106,24 @@ def test_dev_up_points_the_operator_at_its_prometheus(tmp_path: Path) -> None:
     base = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text())
     assert [p.name for p in config.node_pools] == [p["name"] for p in base["nodePools"]]
     assert (config.pipelines, config.training, config.tuning) == ("local", "local", "local")
+
+
+def test_a_failed_example_stops_the_wait_with_its_reason() -> None:
+    failed = {
+        "status": {
+            "phase": "Failed",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "QualityGateFailed",
+                    "message": "accuracy 0.41 < 0.9",
+                }
+            ],
+        }
+    }
+    problem = failure("TrainingJob/digits-cnn", failed)
+    assert problem is not None and "accuracy 0.41 < 0.9" in problem
+    assert problem.startswith("TrainingJob/digits-cnn failed: Ready=False Failed (QualityGate")
+    assert failure("TrainingJob/digits-cnn", {"status": {"phase": "Running"}}) is None
+    assert failure("Dataset/digits", None) is None

@@ -53,6 +53,14 @@ def summary(obj: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+def failure(key: str, obj: dict[str, Any] | None) -> str | None:
+    """Why the chain cannot serve any more, when ``obj`` has failed for good (phase Failed)."""
+    status = (obj or {}).get("status") or {}
+    if status.get("phase") != "Failed":
+        return None
+    return f"{key} failed: {summary(obj or {})}; fix its spec and `kubectl apply` it again"
+
+
 def is_ready(obj: dict[str, Any] | None) -> bool:
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -104,6 +112,9 @@ def wait_until_serving(
             if shown.get(key) != line:
                 say(f"  {key}: {line}")
                 shown[key] = line
+            problem = failure(key, obj)
+            if problem is not None:  # waiting on would only time out
+                raise ChainError(problem)
         if is_ready(live.get(f"ModelDeployment/{model}")):
             last = predict(ingress, model)
             if last[0] == 200:
