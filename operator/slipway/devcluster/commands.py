@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from slipway.backends.localpipelines import PIPELINES_VENV
+from slipway.backends.localtraining import TRAINER_VENV
 from slipway.k8s import Cluster, connect
 
 from . import chain, load, prometheus, standins
@@ -30,7 +33,7 @@ def crd_folders(root: Path) -> list[Path]:
     return [root / "crds", root / SELDON_CRD, *pinned_crds(root)]
 
 
-CHAIN_TIMEOUT_S = 900.0  # the examples serve in about 3 minutes on 2 cores
+CHAIN_TIMEOUT_S = 900.0  # the examples serve in about a minute on 2 cores (caches warm)
 
 
 def _operator_config(dev: DevCluster, base: Path, prometheus_url: str) -> Path:
@@ -41,6 +44,16 @@ def _operator_config(dev: DevCluster, base: Path, prometheus_url: str) -> Path:
     path = dev.state / "operator.yaml"
     path.write_text(f"# written by `slipway dev up` from {base.name}\n" + yaml.safe_dump(config))
     return path
+
+
+def _prepare_environments(root: Path) -> None:
+    """The pipelines' and the trainer's environments, which the local providers run the examples
+    in: created here the first time (torch takes about 15 minutes), where the progress shows,
+    rather than inside the operator's first run while `dev up` waits in silence."""
+    for venv in (PIPELINES_VENV, TRAINER_VENV):
+        requirements = [str(root / r) for r in venv.requirements]
+        script = [str(root / "hack" / "venv.sh"), venv.name, *requirements]
+        subprocess.run(script, check=True, stdout=subprocess.DEVNULL)
 
 
 def _control_plane(dev: DevCluster, root: Path) -> bool:
@@ -83,6 +96,8 @@ def _up(dev: DevCluster, args: argparse.Namespace) -> int:
     if args.examples and not fresh:
         print("examples: applied when this cluster started (kubectl apply -f examples/ again)")
     elif args.examples:
+        if args.operator:
+            _prepare_environments(root)
         examples = load_manifests(
             [Path(args.examples_dir) if args.examples_dir else root / "examples"]
         )
@@ -109,7 +124,7 @@ def _run_chain(
     started: float,
 ) -> int:
     """Wait until the examples serve, then start the load and roll out the sweep's best model."""
-    print("waiting for the chain to serve (about 3 minutes on 2 cores):")
+    print("waiting for the chain to serve (about a minute on 2 cores):")
     try:
         version, answer = chain.wait_until_serving(cluster, examples, ingress, CHAIN_TIMEOUT_S)
     except chain.ChainError as exc:
