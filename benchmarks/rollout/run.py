@@ -45,11 +45,11 @@ from slipway.builders import analysis as plan
 from slipway.devcluster import DevCluster
 from slipway.devcluster.cluster import free_port
 from slipway.devcluster.commands import crd_folders
+from slipway.devcluster.model_servers import model_server_python as server_python
 from slipway.devcluster.paths import repo_root
 from slipway.devcluster.prometheus import PrometheusServer
 from slipway.k8s import Cluster, connect
 from tests.integration.rollout_env import IMAGE, Model, make_models
-from tests.integration.rollout_env import model_server_python as server_python
 from tests.integration.rollout_traffic import infer_body
 
 API = "slipway.dev/v1alpha1"

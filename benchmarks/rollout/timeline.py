@@ -23,6 +23,7 @@ from slipway.config import OperatorConfig
 from slipway.devcluster import DevCluster
 from slipway.devcluster.binaries import tool_path
 from slipway.devcluster.commands import crd_folders
+from slipway.devcluster.model_servers import model_server_python
 from slipway.devcluster.paths import repo_root
 from slipway.devcluster.prometheus import PrometheusServer
 from slipway.k8s import connect
@@ -32,7 +33,6 @@ from tests.integration.rollout_env import (
     SeldonPlayer,
     Targets,
     make_models,
-    model_server_python,
     wait_for,
 )
 from tests.integration.rollout_traffic import IstioPlayer

@@ -8,6 +8,7 @@ outside the clone, or from $KUBEBUILDER_ASSETS), exactly as ``slipway dev up`` g
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -96,6 +97,20 @@ def eventually(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or check}: {last!r}")
+
+
+def port_open(port: int) -> bool:
+    """Whether something listens on ``port`` on loopback."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not reaped yet, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -84,22 +84,6 @@ for name, data in (("good-1", mlp(1)), ("good-2", mlp(2)), ("good-3", mlp(3)), (
 """
 
 
-def model_server_python() -> Path:
-    """The model server environment's interpreter (created once by hack/venv.sh)."""
-    venv = subprocess.run(
-        [
-            str(ROOT / "hack" / "venv.sh"),
-            "model-server",
-            str(IMAGE / "requirements.txt"),
-            str(IMAGE / "requirements-test.txt"),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout.strip()
-    return Path(venv) / "bin" / "python"
-
-
 @dataclass(frozen=True)
 class Model:
     uri: str

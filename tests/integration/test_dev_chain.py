@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -37,7 +36,7 @@ from slipway.devcluster.cluster import free_port
 from slipway.devcluster.model_servers import model_server_python
 from slipway.k8s import connect
 
-from .conftest import ROOT, eventually
+from .conftest import ROOT, alive, eventually, port_open
 
 API = "slipway.dev/v1alpha1"
 SELDON = "machinelearning.seldon.io/v1"
@@ -76,18 +75,6 @@ def slipway(
         timeout=timeout,
         env=env,
     )
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def onnxruntime_answer(model_file: Path) -> list[float]:

@@ -5,23 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from .conftest import alive, port_open
+
 
 def slipway(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "slipway", *args], capture_output=True, text=True, timeout=300
     )
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_up_status_down_leaves_no_process_or_port(tmp_path: Path) -> None:
@@ -42,16 +38,9 @@ def test_up_status_down_leaves_no_process_or_port(tmp_path: Path) -> None:
     down = slipway("dev", "down", "--state", str(state))
     assert down.returncode == 0, down.stderr
     for pid in pids.values():
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+        assert not alive(pid)
     assert not port_open(port)
     assert slipway("dev", "status", "--state", str(state)).returncode == 1
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
 
 
 def test_a_second_up_starts_nothing_new(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from slipway.config import OperatorConfig
 from slipway.devcluster import DevCluster
+from slipway.devcluster.model_servers import model_server_python
 from slipway.devcluster.prometheus import PrometheusServer
 from slipway.k8s import Cluster
 
@@ -31,7 +32,6 @@ from .rollout_env import (
     SeldonPlayer,
     Targets,
     make_models,
-    model_server_python,
     wait_for,
 )
 from .rollout_objects import (

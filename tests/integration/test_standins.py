@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from slipway.devcluster.model_servers import model_server_python, plan_predictor
 from slipway.devcluster.standins import read_state
 from slipway.k8s import Cluster
 
-from .conftest import ROOT, eventually
+from .conftest import ROOT, alive, eventually, port_open
 
 API = "slipway.dev/v1alpha1"
 SELDON = "machinelearning.seldon.io/v1"
@@ -132,18 +131,6 @@ def standins(
         log.close()
     assert read_state(state) is None  # removed on a clean exit
     assert not port_open(port)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 class Client:

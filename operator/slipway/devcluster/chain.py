@@ -22,7 +22,7 @@ from typing import Any
 
 from slipway.k8s import Cluster
 
-from .load import VERSION_HEADER
+from .ingress import VERSION_HEADER
 
 API = "slipway.dev/v1alpha1"
 FIRST_DIGIT = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from slipway.k8s import Cluster, connect
 from . import chain, load, prometheus, standins
 from .cluster import CONTROL_PLANE, DevCluster
 from .install import apply_manifests, load_manifests
-from .paths import default_state_dir, repo_root
+from .paths import default_state_dir, repo_root, venv_python
 from .thirdparty import pinned_crds
 
 SELDON_CRD = Path("tests/fixtures/crds/machinelearning.seldon.io_seldondeployments.yaml")
@@ -51,9 +50,7 @@ def _prepare_environments(root: Path) -> None:
     in: created here the first time (torch takes about 15 minutes), where the progress shows,
     rather than inside the operator's first run while `dev up` waits in silence."""
     for venv in (PIPELINES_VENV, TRAINER_VENV):
-        requirements = [str(root / r) for r in venv.requirements]
-        script = [str(root / "hack" / "venv.sh"), venv.name, *requirements]
-        subprocess.run(script, check=True, stdout=subprocess.DEVNULL)
+        venv_python(root, venv.name, venv.requirements)
 
 
 def _control_plane(dev: DevCluster, root: Path) -> bool:

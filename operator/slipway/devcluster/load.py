@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-VERSION_HEADER = "x-slipway-version"
+from .ingress import VERSION_HEADER
 
 
 def payload(rng: random.Random, shape: tuple[int, ...]) -> dict[str, object]:

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from .cluster import free_port
-from .paths import cache_dir, repo_root
+from .paths import cache_dir, repo_root, venv_python
 from .routing import Endpoint
 
 log = logging.getLogger("slipway.standins.seldon")
@@ -42,20 +42,12 @@ LOADING = "model is loading"  # the model server's readiness reason while it loa
 
 def model_server_python(root: Path | None = None) -> Path:
     """The model server environment's interpreter, created once by ``hack/venv.sh``."""
-    root = root or repo_root()
-    image = root / "images" / "model-server"
-    venv = subprocess.run(
-        [
-            str(root / "hack" / "venv.sh"),
-            "model-server",
-            str(image / "requirements.txt"),
-            str(image / "requirements-test.txt"),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout.strip()
-    return Path(venv) / "bin" / "python"
+    image = "images/model-server"
+    return venv_python(
+        root or repo_root(),
+        "model-server",
+        (f"{image}/requirements.txt", f"{image}/requirements-test.txt"),
+    )
 
 
 def default_store() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 _MARKER = Path("tests/cluster/go.mod")
@@ -15,6 +16,14 @@ def repo_root() -> Path:
             if (candidate / _MARKER).is_file():
                 return candidate
     raise FileNotFoundError(f"no Slipway checkout found (looked for {_MARKER})")
+
+
+def venv_python(root: Path, name: str, requirements: list[str] | tuple[str, ...]) -> Path:
+    """The interpreter of the environment ``hack/venv.sh`` keeps for ``name`` (created the first
+    time, its progress on stderr); ``requirements`` are paths relative to ``root``."""
+    script = [str(root / "hack" / "venv.sh"), name, *(str(root / r) for r in requirements)]
+    venv = subprocess.run(script, check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    return Path(venv) / "bin" / "python"
 
 
 def cache_dir() -> Path:
