@@ -20,7 +20,7 @@ from slipway.builders.meta import Owner
 from slipway.config import OperatorConfig
 from slipway.handlers.requeue import Requeue
 from slipway.reconcilers import runs, trainingjob, trainingplan
-from slipway.reconcilers.base import Context, clear_removed
+from slipway.reconcilers.base import Context, clear_removed, compact
 from slipway.reconcilers.trainingplan import DatasetVersion
 
 from .test_dataset import Recorder
@@ -155,14 +155,14 @@ def test_poll_delay_grows_with_the_run_age() -> None:
 
 def test_status_patches_clear_dropped_nested_keys() -> None:
     old = {"outcome": "NewVersion", "name": "a", "nested": {"x": 1, "y": 2}}
-    new = runs.compact({"name": "b", "message": None, "nested": {"x": 1}})
+    new = compact({"name": "b", "message": None, "nested": {"x": 1}})
     assert clear_removed(old, new) == {
         "name": "b",
         "nested": {"x": 1, "y": None},
         "outcome": None,
     }
     same = {"name": "a"}
-    assert clear_removed(same, runs.compact({"name": "a", "gone": None})) == same
+    assert clear_removed(same, compact({"name": "a", "gone": None})) == same
 
 
 def test_messages_lose_terminal_colours() -> None:

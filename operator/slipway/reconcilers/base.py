@@ -159,8 +159,14 @@ def clear_removed(old: Any, new: Any) -> Any:
     return out
 
 
-def _comparable(status: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in status.items() if v is not None}
+def compact(value: Any) -> Any:
+    """``value`` without None inside objects, at every depth (lists included): the API server
+    drops such nulls, so a status compared with one that still has them would never match."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
 
 
 def write_status(ctx: Context, body: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -170,9 +176,10 @@ def write_status(ctx: Context, body: dict[str, Any], new: dict[str, Any]) -> boo
     the API server refuses it with 409 (``ApiError.retriable``) and the caller reconciles again.
     """
     old = body.get("status") or {}
-    if _comparable(old) == _comparable(new):
+    desired = compact(new)  # a None anywhere means "not set", as the API server stores it
+    if compact(old) == desired:
         return False
-    patch: dict[str, Any] = clear_removed(old, new)
+    patch: dict[str, Any] = clear_removed(old, desired)
     meta = body["metadata"]
     ctx.cluster.patch_status(
         body["apiVersion"],

@@ -41,7 +41,6 @@ from .datasetrules import rules_json, summary
 from .runs import (
     InFlight,
     Store,
-    compact,
     hold,
     join,
     plain,
@@ -321,7 +320,7 @@ def _finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[st
     old = body.get("status") or {}
     generation = body["metadata"].get("generation")
     status = {
-        **{k: compact(v) for k, v in extra.items()},
+        **extra,
         "observedGeneration": generation,
         "phase": verdict.phase,
         "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),

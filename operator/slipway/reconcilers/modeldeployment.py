@@ -260,16 +260,15 @@ def _converge(
     _prune(children, serving, owner, split)
 
     def version(v: ModelVersion, weight: int) -> dict[str, Any]:
-        entry = {
+        return {
             "version": v.version,
             "modelUri": v.uri,
             "modelDigest": v.digest,
             "weight": weight,
             "seldonDeployment": serving.name(owner, v),
             "ready": states[v.version].ready,
+            "lineage": dict(v.lineage) or None,
         }
-        # absent, not null, when unknown: status compares as the API server stores it
-        return {**entry, "lineage": dict(v.lineage)} if v.lineage else entry
 
     extra: dict[str, Any] = {
         "stable": version(split.stable, split.stable_weight),

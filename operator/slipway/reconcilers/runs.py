@@ -165,16 +165,6 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
-def compact(value: Any) -> Any:
-    """``value`` without None inside nested objects and lists: the API server drops such nulls,
-    and a status compared with one that still has them would be written again on every pass."""
-    if isinstance(value, dict):
-        return {k: compact(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    return value
-
-
 def plain(message: str | None) -> str | None:
     """A run's message fit for a status: terminal colour codes removed, length bounded."""
     if not message:

@@ -21,7 +21,6 @@ from typing import Any
 
 from .base import Context, Result, problem_changed, write_status
 from .conditions import Verdict, merge_conditions, utc_now
-from .runs import compact
 
 EXPERIMENT_FIELDS = (
     "experiment",
@@ -80,7 +79,7 @@ def finish(
         conditions.append(_succeeded_condition(previous, *katib, generation))
     status = {
         **{k: None for k in (*EXPERIMENT_FIELDS, *RESULT_FIELDS)},
-        **{k: compact(v) for k, v in extra.items()},
+        **extra,
         "observedGeneration": generation,
         "phase": verdict.phase,
         "conditions": conditions,

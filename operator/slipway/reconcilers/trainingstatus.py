@@ -12,7 +12,6 @@ from typing import Any
 
 from .base import Context, Result, problem_changed, write_status
 from .conditions import Verdict, merge_conditions
-from .runs import compact
 
 RUN_FIELDS = (
     "fingerprint",
@@ -33,7 +32,7 @@ def finish(ctx: Context, body: dict[str, Any], verdict: Verdict, extra: dict[str
     generation = body["metadata"].get("generation")
     status = {
         **{k: None for k in RUN_FIELDS},
-        **{k: compact(v) for k, v in extra.items()},
+        **extra,
         "observedGeneration": generation,
         "phase": verdict.phase,
         "conditions": merge_conditions(old.get("conditions") or [], verdict, generation),
