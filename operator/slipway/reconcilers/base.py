@@ -128,6 +128,15 @@ class Children:
         self._live[self._key(manifest)] = obj
         return obj
 
+    def apply_only(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool, list[str]]:
+        """Apply ``manifest`` as this owner's one child of its kind, then delete the others of that
+        kind it controls (an older spec's run). Returns the live object, whether this created it,
+        and the names deleted; raises ``NameConflict`` before writing anything, as ``apply``."""
+        created = self.read(manifest) is None
+        live = self.apply(manifest)
+        keep = {manifest["metadata"]["name"]}
+        return live, created, self.prune(manifest["apiVersion"], manifest["kind"], keep)
+
     def prune(self, api_version: str, kind: str, keep: set[str]) -> list[str]:
         """Delete this owner's children of ``kind`` whose names are not in ``keep``."""
         deleted = []

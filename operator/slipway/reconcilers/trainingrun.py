@@ -104,15 +104,10 @@ def _distributed(
     manifest = backend.render(attempt.owner, request)
     state: TrainingState
     if manifest is not None:
-        children = Children(ctx, attempt.owner)
-        conflict = children.claim([manifest])
-        if conflict is not None:
-            raise conflict
-        created = children.read(manifest) is None
-        live = children.apply(manifest)
+        live, created, pruned = Children(ctx, attempt.owner).apply_only(manifest)
         if created:
             ctx.cluster.event(body, "RunStarted", f"{backend.kind} {request.name} created")
-        for name in children.prune(backend.api_version, backend.kind, {request.name}):
+        for name in pruned:
             log.info(
                 "%s %s/%s belongs to an older generation", backend.kind, request.namespace, name
             )

@@ -138,15 +138,10 @@ def _run(
     """Apply or start the experiment; stop or prune older ones; observe it."""
     manifest = backend.render(owner, req)
     if manifest is not None:
-        children = Children(ctx, owner)
-        conflict = children.claim([manifest])
-        if conflict is not None:
-            raise conflict
-        created = children.read(manifest) is None
-        live = children.apply(manifest)
+        live, created, pruned = Children(ctx, owner).apply_only(manifest)
         if created:
             ctx.cluster.event(body, "ExperimentCreated", f"{backend.kind} {req.name} created")
-        for old in children.prune(backend.api_version, backend.kind, {req.name}):
+        for old in pruned:
             log.info("%s %s/%s belongs to an older spec", backend.kind, owner.namespace, old)
         trials: list[dict[str, Any]] = []
         source = backend.trials_of(req)
